@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Everything they need is installed here: the virtual environment, the pinned
+# CPU build of torch (first, see constraints.txt), the project with its test
+# extras, and the Debian packages napari needs to run on a virtual X screen.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+XVFB := xvfb-run -a -s "-screen 0 1280x1024x24"
+# Debian packages for Qt/napari under Xvfb (see ../shared/NOTES.md).
+APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+	libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 \
+	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1
+PYTEST_ARGS ?=
+
+.PHONY: all install system-deps demo test clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Installs only what is missing; needs root (or sudo) the first time.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/napari-lowlight demo --out out
+
+test: $(STAMP) system-deps
+	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info

@@ -1,0 +1,164 @@
+"""The ``napari-lowlight`` command line.
+
+Subcommands
+-----------
+degrade IN OUT [options]
+    Simulate a low-light capture of an image file.
+demo [--out DIR]
+    Run the pipeline on a bundled sample and write images and a comparison figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _fraction(text: str) -> float:
+    """Parse ``0.0333`` or ``1/30``."""
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from None
+
+
+def _channel_axis(text: str):
+    if text in ("auto", "none"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"channel axis must be 'auto', 'none' or an integer, got {text!r}"
+        ) from None
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-lowlight",
+        description="Restore images taken in low or uneven light.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    deg = sub.add_parser(
+        "degrade",
+        help="simulate a low-light capture of an image file",
+        description="Simulate a dark capture (Eq. 6) of IN and write it to OUT; optionally "
+        "write the re-exposed image (Eq. 7) too. TIFF, PNG and JPEG inputs.",
+    )
+    deg.add_argument("input", type=Path, metavar="IN", help="normally exposed image file")
+    deg.add_argument("output", type=Path, metavar="OUT", help="dark capture (.tif or .png)")
+    deg.add_argument("--k", type=_fraction, default=1 / 30, help="dimming factor in (0, 1], e.g. 1/30 (default)")
+    deg.add_argument("--r", type=float, default=1.3, help="gamma ratio g2/g1 > 0 (default 1.3)")
+    deg.add_argument("--sigma", type=float, default=0.25, help="noise std in quantization steps (default 0.25)")
+    deg.add_argument("--bits", type=int, default=8, help="bit depth of the capture, 1..16 (default 8)")
+    deg.add_argument(
+        "--dimming", choices=("none", "vignette", "random"), default="none",
+        help="uneven light pattern (default none)",
+    )
+    deg.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    deg.add_argument(
+        "--channel-axis", type=_channel_axis, default="auto",
+        help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer",
+    )
+    deg.add_argument("--reexposed", type=Path, default=None, metavar="PATH", help="also write the re-exposed image here")
+    deg.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the pipeline on a bundled sample",
+        description="Degrade the bundled photograph in global and uneven low light and "
+        "write the images, a comparison figure and the measured numbers.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return parser
+
+
+def _check_outputs(inputs: list[Path], outputs: list[Path], overwrite: bool) -> None:
+    resolved_inputs = {p.resolve() for p in inputs}
+    for out in outputs:
+        if out.resolve() in resolved_inputs:
+            raise ValueError(f"output {out} is the input file; choose another name")
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite to replace it")
+        if not out.parent.is_dir():
+            raise ValueError(f"output folder {out.parent} does not exist")
+
+
+def _run_degrade(args) -> int:
+    from .formation import degrade
+    from .io import guess_channel_axis, read_image, write_image
+
+    outputs = [args.output] + ([args.reexposed] if args.reexposed else [])
+    _check_outputs([args.input], outputs, args.overwrite)
+    image = read_image(args.input)
+    if args.channel_axis == "auto":
+        channel_axis = guess_channel_axis(image)
+    elif args.channel_axis == "none":
+        channel_axis = None
+    else:
+        channel_axis = args.channel_axis
+    result = degrade(
+        image,
+        k=args.k,
+        r=args.r,
+        sigma=args.sigma,
+        bits=args.bits,
+        dimming=None if args.dimming == "none" else args.dimming,
+        seed=args.seed,
+        channel_axis=channel_axis,
+    )
+    metadata = {
+        "napari_lowlight": "degrade",
+        "source": str(args.input),
+        "k": result.k,
+        "r": result.r,
+        "sigma": result.sigma,
+        "bits": result.bits,
+        "dimming": args.dimming,
+        "seed": args.seed,
+        "channel_axis": result.channel_axis,
+    }
+    write_image(args.output, result.dark, bits=result.bits, metadata=metadata)
+    print(f"wrote dark capture {args.output}")
+    if args.reexposed:
+        write_image(args.reexposed, result.reexposed, metadata={**metadata, "image": "reexposed"})
+        print(f"wrote re-exposed image {args.reexposed}")
+    return 0
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, seed=args.seed)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``napari-lowlight`` command; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "degrade":
+            return _run_degrade(args)
+        if args.command == "demo":
+            return _run_demo(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"napari-lowlight {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")  # unreachable: argparse checks it
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

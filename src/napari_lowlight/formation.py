@@ -1,0 +1,205 @@
+"""The low-light image formation model: a normal image to a dark capture and its re-exposure.
+
+``docs/formation.md`` states the model and the decisions taken where the method
+is vague.  In short, for a normal image ``J`` in [0, 1]::
+
+    dark      = clip(Q(k * J**r + n), 0, 1)      n ~ Normal(0, (sigma * q)**2)
+    reexposed = clip((dark / k) ** (1 / r), 0, 1)
+
+with ``Q(x) = q * floor(x / q + 0.5)`` and ``q = 1 / (2**bits - 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import (
+    as_float_image,
+    check_bits,
+    check_channel_axis,
+    check_real,
+    float_dtype_for,
+)
+from .dimming import make_dimming
+from .quantization import Quantization, quantize_levels
+
+__all__ = ["DegradedImage", "degrade"]
+
+
+@dataclass(frozen=True, eq=False)
+class DegradedImage:
+    """Result of :func:`degrade`.
+
+    Attributes
+    ----------
+    dark : ndarray of float
+        The dark capture, on the grid of multiples of ``q``, in [0, 1].
+    reexposed : ndarray of float
+        ``(dark / k) ** (1 / r)`` clipped to [0, 1]: bright, with the capture's
+        quantization artifacts (banding).
+    quantization : Quantization
+        Each re-exposed pixel's quantization interval (levels, k, r, bits).
+    dimming : ndarray or None
+        The dimming map that multiplied ``k``, shaped to broadcast against the
+        image (channel axis of length 1); None for uniform light.
+    k, r, sigma : float
+        The parameters used; ``sigma`` in units of ``q``.
+    bits : int
+    channel_axis : int or None
+        Normalised (non-negative) channel axis of the arrays.
+    """
+
+    dark: np.ndarray
+    reexposed: np.ndarray
+    quantization: Quantization
+    dimming: np.ndarray | None
+    k: float
+    r: float
+    sigma: float
+    bits: int
+    channel_axis: int | None
+
+    @property
+    def q(self) -> float:
+        """Quantization step ``1 / (2**bits - 1)``."""
+        return self.quantization.q
+
+
+def _dimming_map(dimming, spatial_shape, channel_axis, ndim, rng) -> np.ndarray | None:
+    """Validate or build the dimming map and shape it to broadcast against the image."""
+    if dimming is None:
+        return None
+    if isinstance(dimming, str):
+        plane = make_dimming(dimming, spatial_shape[-2:], seed=rng)
+        dim = plane
+    else:
+        dim = np.asarray(dimming)
+        if dim.dtype == np.bool_ or not (
+            np.issubdtype(dim.dtype, np.floating) or np.issubdtype(dim.dtype, np.integer)
+        ):
+            raise TypeError(f"dimming must be None, a name or a real array, got dtype {dim.dtype}")
+        dim = dim.astype(np.float64)  # a copy: the caller's map is never modified
+        if dim.ndim == 0 or dim.ndim > len(spatial_shape):
+            raise ValueError(
+                f"dimming map of shape {dim.shape} must have 1..{len(spatial_shape)} "
+                f"dimensions and broadcast to the spatial shape {spatial_shape}"
+            )
+        try:
+            fits = np.broadcast_shapes(dim.shape, spatial_shape) == tuple(spatial_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"dimming map of shape {dim.shape} does not broadcast to the image's "
+                f"spatial shape {spatial_shape}"
+            )
+        if not np.all(np.isfinite(dim)) or np.any(dim <= 0):
+            raise ValueError("dimming map must be finite and > 0 everywhere")
+    # Pad to the full spatial rank, then give the channel axis length 1.
+    dim = dim.reshape((1,) * (len(spatial_shape) - dim.ndim) + dim.shape)
+    if channel_axis is not None:
+        dim = np.expand_dims(dim, channel_axis)
+    assert dim.ndim == ndim
+    return dim
+
+
+def degrade(
+    image,
+    *,
+    k: float = 1 / 30,
+    r: float = 1.3,
+    sigma: float = 0.25,
+    bits: int = 8,
+    dimming=None,
+    seed=None,
+    channel_axis: int | None = None,
+) -> DegradedImage:
+    """Simulate a low-light capture of ``image`` and its naive re-exposure (Eq. 6-7).
+
+    Parameters
+    ----------
+    image : array_like
+        The normally exposed image ``J``: float in [0, 1], or unsigned/signed
+        integers scaled by their dtype's maximum (uint8 by 255, uint16 by 65535).
+        2-D gray, RGB/multichannel with ``channel_axis``, or an nD stack (z, t, ...).
+        Never modified.
+    k : float, in (0, 1]
+        Dimming factor ``a ** g2`` (light level relative to the normal exposure);
+        the paper's global low light is 1/30, local low light 1/5.
+    r : float, > 0
+        Gamma ratio ``g2 / g1``; the paper uses 1.3 (global) and 1.5 (local).
+    sigma : float, >= 0
+        Standard deviation of the sensor noise, in units of the quantization step
+        ``q``; added before quantization.  The paper uses 0.25.
+    bits : int, 1..16
+        Bit depth of the capture (8 for photographs, 12/16 for scientific cameras).
+    dimming : None, "vignette", "random" or array_like
+        Uneven light: a map multiplying ``k``, broadcastable to the spatial shape
+        (the image's shape without the channel axis), > 0, with ``k * dimming <= 1``;
+        or the name of a generator in :mod:`napari_lowlight.dimming` applied to the
+        last two spatial axes (``"random"`` is seeded by ``seed``).
+    seed : int, numpy.random.Generator or None
+        Seeds the noise: ``numpy.random.default_rng(seed).normal(0, sigma * q, shape)``.
+        The random dimming field draws from an independent stream spawned from it.
+    channel_axis : int or None
+        Axis of the colour channels (scikit-image convention); None for gray.
+
+    Returns
+    -------
+    DegradedImage
+        ``.dark``, ``.reexposed`` (new arrays of the input's shape; float32 for
+        float32/float16 input, float64 otherwise) and ``.quantization``.
+
+    Raises
+    ------
+    TypeError
+        For an image or parameter of the wrong kind.
+    ValueError
+        For NaN/inf, an empty image, out-of-range values or parameters, or a
+        ``channel_axis`` that does not fit the image.
+    """
+    k = check_real(k, "k", low=0.0, high=1.0, low_inclusive=False)
+    r = check_real(r, "r", low=0.0, low_inclusive=False)
+    sigma = check_real(sigma, "sigma", low=0.0)
+    bits = check_bits(bits)
+    array = np.asarray(image) if not isinstance(image, (str, bytes)) else image
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    channel_axis = check_channel_axis(shape, channel_axis)
+    normal = as_float_image(array)
+    out_dtype = float_dtype_for(np.asarray(array).dtype)
+    spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis)
+
+    rng = np.random.default_rng(seed)
+    # The dimming field draws from a child stream so the noise stays exactly
+    # default_rng(seed).normal(...), whatever dimming is chosen.
+    dim = _dimming_map(dimming, spatial_shape, channel_axis, len(shape), rng.spawn(1)[0])
+    k_eff = k if dim is None else k * dim
+    if dim is not None and np.max(k_eff) > 1.0:
+        raise ValueError(
+            f"k * dimming must be <= 1 everywhere (light cannot exceed the normal "
+            f"exposure), got a maximum of {np.max(k_eff):g}"
+        )
+
+    q = 1.0 / (2**bits - 1)
+    signal = k_eff * normal**r
+    if sigma > 0:
+        signal = signal + rng.normal(0.0, sigma * q, size=shape)
+    levels = quantize_levels(signal, bits)
+    quantization = Quantization(levels, k=k_eff, r=r, bits=bits)
+    dark = quantization.dark.astype(out_dtype)
+    reexposed = quantization.reexposed(out_dtype)
+    return DegradedImage(
+        dark=dark,
+        reexposed=reexposed,
+        quantization=quantization,
+        dimming=dim,
+        k=k,
+        r=r,
+        sigma=sigma,
+        bits=bits,
+        channel_axis=channel_axis,
+    )

@@ -1,0 +1,285 @@
+"""The A/D quantizer and the per-pixel quantization intervals of a re-exposed image.
+
+Notation (``docs/formation.md``): a dark capture holds integer levels ``m`` of
+the uniform quantizer ``Q(x) = q * floor(x / q + 0.5)`` with step
+``q = 1 / (2**bits - 1)``. A re-exposed value ``y`` (an estimate of the normally
+exposed image) is *consistent* with the capture when re-darkening it,
+``x = k * y**r``, re-quantizes to the observed level ``m``.  The set of such
+``y`` in [0, 1] is an interval ``[lo, hi]``; :class:`Quantization` computes it
+per pixel and projects any image into it.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._validation import check_bits, check_real
+
+__all__ = ["Quantization", "quantization_step", "quantize_levels"]
+
+
+def quantization_step(bits: int) -> float:
+    """Step ``q = 1 / (2**bits - 1)`` of a ``bits``-bit quantizer on [0, 1].
+
+    Parameters
+    ----------
+    bits : int
+        Bit depth, 1..16.
+
+    Returns
+    -------
+    float
+        The step, in the same units as the [0, 1] intensities.
+    """
+    return 1.0 / (2 ** check_bits(bits) - 1)
+
+
+def quantize_levels(x, bits: int) -> np.ndarray:
+    """Integer levels ``clip(floor(x / q + 0.5), 0, 2**bits - 1)`` of ``x``.
+
+    This is the one rounding rule of the project (ties round up, values are
+    clipped to the sensor's range); the formation model and every consistency
+    check use it, so that a value re-quantizes exactly as it was formed.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Values in [0, 1] units (may lie outside; they are clipped).
+    bits : int
+        Bit depth, 1..16.
+
+    Returns
+    -------
+    ndarray of uint8 (bits <= 8) or uint16
+    """
+    bits = check_bits(bits)
+    max_level = 2**bits - 1
+    q = 1.0 / max_level
+    levels = np.floor(np.asarray(x, dtype=np.float64) / q + 0.5)
+    np.clip(levels, 0, max_level, out=levels)
+    return levels.astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def _check_k(k, shape):
+    """Validate k as a positive finite scalar or an array broadcastable to ``shape``."""
+    if isinstance(k, numbers.Real) and not isinstance(k, (bool, np.bool_)):
+        return check_real(k, "k", low=0.0, low_inclusive=False)
+    if isinstance(k, (bool, np.bool_)) or k is None:
+        raise TypeError(f"k must be a positive number or an array of them, got {k!r}")
+    k = np.asarray(k)
+    if not np.issubdtype(k.dtype, np.number) or np.issubdtype(k.dtype, np.complexfloating):
+        raise TypeError(f"k must be a real number or a real array, got dtype {k.dtype}")
+    k = k.astype(np.float64)  # own copy: later changes to the caller's map do not leak in
+    if k.ndim == 0:
+        return _check_k(float(k), shape)
+    try:
+        broadcast = np.broadcast_shapes(k.shape, shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != tuple(shape):
+        raise ValueError(f"k map of shape {k.shape} does not broadcast to the levels' shape {shape}")
+    if not np.all(np.isfinite(k)) or np.any(k <= 0):
+        raise ValueError("k map must be finite and > 0 everywhere")
+    k.setflags(write=False)
+    return k
+
+
+class Quantization:
+    """What is known about each pixel of a re-exposed image: its quantization interval.
+
+    A re-exposed image ``y`` was made from a capture whose pixels hold integer
+    levels ``m`` (dark value ``m * q``) of a ``bits``-bit quantizer, taken with
+    dimming factor ``k`` (scalar, or a per-pixel map for uneven light) and gamma
+    ratio ``r``.  Re-darkening ``x = k * y**r`` must re-quantize to ``m``.
+
+    The same object describes LAIC output (``r = 1`` and ``k = 1 / gain``).
+
+    Parameters
+    ----------
+    levels : ndarray of int
+        Observed dark levels, 0 .. 2**bits - 1, one per pixel (and channel).
+    k : float or ndarray
+        Dimming factor, > 0: a scalar or a map broadcastable to ``levels``.
+    r : float
+        Gamma ratio ``g2 / g1``, > 0.
+    bits : int
+        Bit depth of the capture, 1..16.
+
+    Notes
+    -----
+    Levels above ``Q(k)`` cannot be produced by any scene value in [0, 1]
+    without noise (sensor noise can push the brightest pixels there).  Such
+    pixels are *unreachable*: their interval collapses to the nearest feasible
+    value ``[1, 1]``, :attr:`reachable` is False there, and
+    :func:`napari_lowlight.metrics.interval_consistency` leaves them out.
+    """
+
+    def __init__(self, levels, *, k, r, bits):
+        self.bits = check_bits(bits)
+        levels = np.asarray(levels)
+        if levels.dtype == np.bool_ or not np.issubdtype(levels.dtype, np.integer):
+            raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
+        if levels.size and (levels.min() < 0 or levels.max() > self.max_level):
+            raise ValueError(
+                f"levels must lie in 0..{self.max_level} for bits={self.bits}, "
+                f"got {levels.min()}..{levels.max()}"
+            )
+        self.levels = levels.astype(np.uint8 if self.bits <= 8 else np.uint16)
+        self.levels.setflags(write=False)
+        self.k = _check_k(k, self.levels.shape)
+        self.r = check_real(r, "r", low=0.0, low_inclusive=False)
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_dark(cls, dark, *, k, r, bits) -> Quantization:
+        """Build from a dark image on the grid of multiples of ``q`` (float in [0, 1]).
+
+        Raises ``ValueError`` if ``dark`` is not on that grid (to 1e-3 of a level).
+        """
+        bits = check_bits(bits)
+        dark = np.asarray(dark, dtype=np.float64)
+        max_level = 2**bits - 1
+        scaled = dark * max_level
+        levels = np.rint(scaled)
+        if not np.all(np.isfinite(scaled)) or np.any(np.abs(scaled - levels) > 1e-3):
+            raise ValueError(
+                f"dark image is not on the {bits}-bit grid (multiples of 1/{max_level})"
+            )
+        if np.any(levels < 0) or np.any(levels > max_level):
+            raise ValueError("dark image must lie in [0, 1]")
+        return cls(levels.astype(np.int64), k=k, r=r, bits=bits)
+
+    # -- basic properties -----------------------------------------------------------
+    @property
+    def max_level(self) -> int:
+        """Highest level, ``2**bits - 1``."""
+        return 2**self.bits - 1
+
+    @property
+    def q(self) -> float:
+        """Quantization step of the capture, ``1 / (2**bits - 1)``."""
+        return 1.0 / self.max_level
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.levels.shape
+
+    @property
+    def dark(self) -> np.ndarray:
+        """The observed dark image ``m * q`` (float64, new array)."""
+        return self.levels * self.q
+
+    def __repr__(self) -> str:
+        k = f"{self.k:.6g}" if isinstance(self.k, float) else f"map{self.k.shape}"
+        return f"Quantization(shape={self.shape}, bits={self.bits}, k={k}, r={self.r:g})"
+
+    # -- the model ------------------------------------------------------------------
+    def redarken(self, image) -> np.ndarray:
+        """``k * max(image, 0) ** r``: what the capture would record before quantization."""
+        image = self._check_image(image)
+        return self.k * np.maximum(image, 0.0) ** self.r
+
+    def requantize(self, image) -> np.ndarray:
+        """Levels that ``image``, re-darkened, would be quantized to."""
+        return quantize_levels(self.redarken(image), self.bits)
+
+    def reexposed(self, dtype=np.float64) -> np.ndarray:
+        """The naive re-exposure ``(m q / k) ** (1 / r)``, clipped to [0, 1]."""
+        out = (self.dark / self.k) ** (1.0 / self.r)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out.astype(dtype, copy=False)
+
+    @property
+    def reachable(self) -> np.ndarray:
+        """True where some value in [0, 1] re-quantizes to the observed level."""
+        top = quantize_levels(np.broadcast_to(self.k, self.shape), self.bits)  # level of y = 1
+        return self.levels <= top
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel interval ``[lo, hi]`` of re-exposed values consistent with the capture.
+
+        Returns
+        -------
+        lo, hi : ndarray of float64, each of the levels' shape, 0 <= lo <= hi <= 1
+            ``hi`` itself is excluded where it is below 1 (the quantizer's
+            upper edge is open); unreachable pixels get ``lo = hi = 1``.
+        """
+        m = self.levels.astype(np.float64)
+        q, r = self.q, self.r
+        inv_r = 1.0 / r
+        # Re-darkened values in [(m - 1/2) q, (m + 1/2) q) quantize to m; the
+        # lowest level also takes everything below, the highest everything above.
+        lower_dark = np.maximum(m - 0.5, 0.0) * q
+        upper_dark = (m + 0.5) * q
+        lo = (lower_dark / self.k) ** inv_r
+        hi = (upper_dark / self.k) ** inv_r
+        hi = np.where(self.levels == self.max_level, 1.0, hi)
+        lo = np.minimum(np.broadcast_to(lo, self.shape), 1.0)
+        hi = np.minimum(np.broadcast_to(hi, self.shape), 1.0)
+        unreachable = ~self.reachable
+        lo = np.where(unreachable, 1.0, lo)
+        hi = np.where(unreachable, 1.0, hi)
+        return lo, hi
+
+    @property
+    def interval_width(self) -> np.ndarray:
+        """``hi - lo``: the quantization step as seen in the re-exposed image (float64)."""
+        lo, hi = self.bounds()
+        return hi - lo
+
+    def is_consistent(self, image) -> np.ndarray:
+        """Boolean map: True where ``image`` re-quantizes to the observed level."""
+        return self.requantize(image) == self.levels
+
+    def project(self, image, *, margin: float = 0.05) -> np.ndarray:
+        """Return a new image clipped strictly inside every pixel's interval.
+
+        Parameters
+        ----------
+        image : ndarray of float, the levels' shape
+            Any estimate of the re-exposed image (values outside [0, 1] allowed).
+        margin : float, in [0, 0.5)
+            Distance kept from each interval end, as a fraction of the interval's
+            width, so that rounding in later arithmetic cannot move a value onto
+            the excluded edge.
+
+        Returns
+        -------
+        ndarray
+            Same shape; float32 for float32/float16 input, else float64.  Every
+            reachable pixel re-quantizes to its observed level.
+        """
+        margin = check_real(margin, "margin", low=0.0, high=0.5, high_inclusive=False)
+        image = self._check_image(image)
+        out_dtype = np.float32 if image.dtype in (np.float16, np.float32) else np.float64
+        lo, hi = self.bounds()
+        width = hi - lo
+        result = np.clip(image.astype(np.float64), lo + margin * width, hi - margin * width)
+        if out_dtype == np.float32:
+            # float32 rounding could land on an interval end; step back inside where it did.
+            result32 = result.astype(np.float32)
+            bad = ~self.is_consistent(result32) & self.reachable
+            if np.any(bad):
+                centre = ((lo + hi) / 2).astype(np.float32)
+                result32[bad] = centre[bad]
+            return result32
+        return result
+
+    # -- helpers --------------------------------------------------------------------
+    def _check_image(self, image) -> np.ndarray:
+        image = np.asarray(image)
+        if image.dtype == np.bool_ or not (
+            np.issubdtype(image.dtype, np.floating) or np.issubdtype(image.dtype, np.integer)
+        ):
+            raise TypeError(f"image must be a real float array, got dtype {image.dtype}")
+        if image.shape != self.shape:
+            raise ValueError(
+                f"image shape {image.shape} does not match the quantization's shape {self.shape}"
+            )
+        if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
+            raise ValueError("image contains NaN or infinite values")
+        if np.issubdtype(image.dtype, np.integer):
+            image = image.astype(np.float64) / np.iinfo(image.dtype).max
+        return image
