@@ -1,0 +1,15 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def smooth_rgb(rng):
+    """A smooth 64x80 RGB float image in [0, 1] (gradients, where banding appears)."""
+    yy, xx = np.mgrid[0:64, 0:80] / 80.0
+    channels = [0.5 + 0.45 * np.sin(2.0 * xx + c) * np.cos(1.5 * yy - c) for c in (0.0, 1.0, 2.0)]
+    return np.stack(channels, axis=-1)
