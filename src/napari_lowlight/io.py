@@ -84,7 +84,10 @@ def write_image(path, image: np.ndarray, *, bits: int | None = None, metadata=No
         import tifffile
 
         description = json.dumps(metadata or {})
-        tifffile.imwrite(path, image.astype(np.float32), description=description)
+        photometric = "rgb" if image.ndim >= 3 and image.shape[-1] == 3 else "minisblack"
+        tifffile.imwrite(
+            path, image.astype(np.float32), description=description, photometric=photometric
+        )
         return path
     if suffix not in IMAGEIO_SUFFIXES:
         raise ValueError(

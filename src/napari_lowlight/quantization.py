@@ -57,9 +57,8 @@ def quantize_levels(x, bits: int) -> np.ndarray:
     bits = check_bits(bits)
     max_level = 2**bits - 1
     q = 1.0 / max_level
-    levels = np.floor(np.asarray(x, dtype=np.float64) / q + 0.5)
-    np.clip(levels, 0, max_level, out=levels)
-    return levels.astype(np.uint8 if bits <= 8 else np.uint16)
+    levels = np.clip(np.floor(np.asarray(x, dtype=np.float64) / q + 0.5), 0, max_level)
+    return np.asarray(levels).astype(np.uint8 if bits <= 8 else np.uint16)
 
 
 def _check_k(k, shape):

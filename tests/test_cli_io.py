@@ -1,0 +1,120 @@
+"""The napari-lowlight command, file IO and the demo."""
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from napari_lowlight import data
+from napari_lowlight.cli import main
+from napari_lowlight.io import read_image, write_image
+
+
+@pytest.fixture
+def photo_png(tmp_path):
+    path = tmp_path / "photo.png"
+    iio.imwrite(path, data.coffee()[:60, :80])
+    return path
+
+
+def test_degrade_png_to_png(photo_png, tmp_path):
+    out = tmp_path / "dark.png"
+    reexposed = tmp_path / "bright.png"
+    before = photo_png.read_bytes()
+    code = main(["degrade", str(photo_png), str(out), "--k", "1/30", "--seed", "0",
+                 "--reexposed", str(reexposed)])
+    assert code == 0
+    assert photo_png.read_bytes() == before  # input file untouched
+    dark = read_image(out)
+    assert dark.dtype == np.uint8 and dark.shape == (60, 80, 3)
+    # exactly the levels the library computes
+    from napari_lowlight import degrade
+
+    expected = degrade(data.coffee()[:60, :80], k=1 / 30, seed=0, channel_axis=-1)
+    np.testing.assert_array_equal(dark, expected.quantization.levels)
+    assert read_image(reexposed).shape == (60, 80, 3)
+
+
+def test_degrade_12_bit_tiff_keeps_levels_and_parameters(photo_png, tmp_path):
+    out = tmp_path / "dark.tif"
+    assert main(["degrade", str(photo_png), str(out), "--bits", "12", "--k", "0.1",
+                 "--dimming", "vignette", "--seed", "2"]) == 0
+    with tifffile.TiffFile(out) as tif:
+        dark = tif.asarray()
+        meta = json.loads(tif.pages[0].description)
+    assert dark.dtype == np.float32
+    levels = dark.astype(np.float64) * 4095
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+    assert meta["bits"] == 12 and meta["k"] == pytest.approx(0.1) and meta["dimming"] == "vignette"
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--k", "2"], "k must be <= 1"),
+        (["--bits", "12"], "cannot be stored exactly"),
+        (["--channel-axis", "5"], "does not fit"),
+    ],
+)
+def test_degrade_errors_are_reported_not_raised(photo_png, tmp_path, capsys, extra, words):
+    code = main(["degrade", str(photo_png), str(tmp_path / "dark.png"), *extra])
+    assert code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_degrade_refuses_to_overwrite(photo_png, tmp_path, capsys):
+    assert main(["degrade", str(photo_png), str(photo_png), "--overwrite"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    out = tmp_path / "dark.png"
+    out.write_bytes(b"keep me")
+    assert main(["degrade", str(photo_png), str(out)]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert main(["degrade", str(photo_png), str(out), "--overwrite"]) == 0
+
+
+def test_degrade_refuses_jpeg_dark_and_unknown_input(photo_png, tmp_path, capsys):
+    assert main(["degrade", str(photo_png), str(tmp_path / "dark.jpg")]) == 2
+    assert "lossy" in capsys.readouterr().err
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello")
+    assert main(["degrade", str(bogus), str(tmp_path / "d.png")]) == 2
+    assert "unsupported image format" in capsys.readouterr().err
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG not really")
+    assert main(["degrade", str(corrupt), str(tmp_path / "d2.png")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["degrade", str(tmp_path / "missing.png"), str(tmp_path / "d3.png")]) == 2
+    assert "no such image file" in capsys.readouterr().err
+
+
+def test_write_image_png16_is_exact(tmp_path):
+    levels = np.arange(0, 65536, 7, dtype=np.uint16)[:4096].reshape(64, 64)
+    write_image(tmp_path / "x.png", levels / 65535.0, bits=16)
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png"), levels)
+
+
+def test_demo_writes_outputs_and_numbers(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    for name in ("comparison.png", "dark_global.png", "reexposed_global.png",
+                 "dark_local.png", "reexposed_local.png", "original.png", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    glob = summary["settings"]["global"]
+    # the paper's global setting leaves about k*255 = 8.5 levels: heavy banding
+    assert 8 <= glob["dark_levels_used"] <= 12
+    assert glob["interval_consistency_reexposed"] == 1.0
+    assert 20 < glob["psnr_reexposed_db"] < summary["settings"]["local"]["psnr_reexposed_db"]
+    figure = iio.imread(out / "comparison.png")
+    assert figure.shape[0] > 300 and figure.shape[1] > 1000
+
+
+def test_console_script_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_lowlight.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "degrade" in result.stdout and "demo" in result.stdout
