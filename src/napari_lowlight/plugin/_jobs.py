@@ -25,7 +25,6 @@ def start_job(
     in ``on_returned``) becomes an error notification, never a traceback.
     ``worker.quit()`` cancels: the result is then dropped and nothing is added.
     """
-    worker = create_worker(func, *args, _progress={"desc": description}, **kwargs)
 
     def returned(result):
         try:
@@ -33,8 +32,15 @@ def start_job(
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not crash
             show_error(f"{description} failed: {exc}")
 
-    worker.returned.connect(returned)
-    worker.errored.connect(lambda exc: show_error(f"{description} failed: {exc}"))
+    def errored(exc):
+        show_error(f"{description} failed: {exc}")
+
+    # Passing "errored" here keeps napari from also re-raising the exception
+    # in the GUI thread (a traceback in the console).
+    worker = create_worker(
+        func, *args, _progress={"desc": description},
+        _connect={"returned": returned, "errored": errored}, _start_thread=False, **kwargs,
+    )
     if on_finished is not None:
         worker.finished.connect(on_finished)
     worker.start()

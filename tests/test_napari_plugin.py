@@ -1,0 +1,164 @@
+"""The napari glue, headless under Xvfb: manifest, sample data and the simulate widget."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")  # the core tests run without the napari extra
+
+from napari_lowlight import Quantization  # noqa: E402
+from napari_lowlight.plugin._simulate_widget import SimulateLowLightWidget  # noqa: E402
+
+
+def wait_for_job(qtbot, widget, timeout=20000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+@pytest.fixture
+def errors():
+    """Messages shown to the user as napari error notifications."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    shown = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            shown.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield shown
+    notification_manager.notification_ready.disconnect(record)
+
+
+def test_manifest_is_discovered_and_valid():
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest("napari-lowlight")
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Simulate low light"]
+    keys = {s.key for s in manifest.contributions.sample_data}
+    assert keys == {"photograph", "microscopy", "dark_capture"}
+
+
+def test_widget_adds_dark_and_reexposed_layers(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 50))
+    original = image.copy()
+    layer = viewer.add_image(image, name="input", scale=(2.0, 0.5), translate=(10, 20))
+    widget = SimulateLowLightWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.image.value is layer
+    widget.k.value = 0.05
+    widget.r.value = 1.5
+    widget.sigma.value = 0.5
+    widget.bits.value = 10
+    widget.dimming.value = "vignette"
+    widget.seed.value = 3
+    assert widget.run() is not None
+    wait_for_job(qtbot, widget)
+    assert errors == []
+    assert [lay.name for lay in viewer.layers] == ["input", "dark", "re-exposed"]
+    dark, bright = viewer.layers["dark"], viewer.layers["re-exposed"]
+    # same numbers as the library with the same parameters
+    from napari_lowlight import degrade
+
+    expected = degrade(original, k=0.05, r=1.5, sigma=0.5, bits=10, dimming="vignette", seed=3)
+    np.testing.assert_array_equal(dark.data, expected.dark)
+    np.testing.assert_array_equal(bright.data, expected.reexposed)
+    for out in (dark, bright):
+        quant = out.metadata["quantization"]
+        assert isinstance(quant, Quantization) and quant.bits == 10 and quant.shape == (40, 50)
+        info = out.metadata["napari_lowlight"]
+        assert info["k"] == pytest.approx(0.05) and info["source_layer"] == "input"
+        np.testing.assert_allclose(out.scale, (2.0, 0.5))
+        np.testing.assert_allclose(out.translate, (10, 20))
+        assert tuple(out.contrast_limits) == (0.0, 1.0)
+    # the input layer is untouched: same array object, same values
+    assert layer.data is image
+    np.testing.assert_array_equal(layer.data, original)
+
+
+def test_widget_on_rgb_and_nd_layers(make_napari_viewer, qtbot, errors, smooth_rgb):
+    viewer = make_napari_viewer()
+    widget = SimulateLowLightWidget(viewer)
+    rgb = viewer.add_image((smooth_rgb * 255).astype(np.uint8), name="rgb", rgb=True)
+    widget.image.value = rgb
+    widget.run()
+    wait_for_job(qtbot, widget)
+    assert viewer.layers["dark"].rgb and viewer.layers["dark"].data.shape == (64, 80, 3)
+    assert viewer.layers["dark"].metadata["napari_lowlight"]["channel_axis"] == 2
+
+    stack = np.random.default_rng(1).integers(0, 4096, (3, 5, 20, 24), dtype=np.uint16)
+    layer = viewer.add_image(stack, name="stack")
+    widget.image.value = layer
+    widget.run()
+    wait_for_job(qtbot, widget)
+    assert errors == []
+    new = [lay for lay in viewer.layers if lay.name.startswith("dark")]
+    assert new[-1].data.shape == (3, 5, 20, 24) and new[-1].ndim == 4
+    assert new[-1].metadata["quantization"].shape == (3, 5, 20, 24)
+    assert layer.data.dtype == np.uint16
+
+
+def test_widget_without_an_image_layer_notifies(make_napari_viewer, errors):
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((10, 10), dtype=np.uint8), name="labels")
+    widget = SimulateLowLightWidget(viewer)
+    assert [c for c in widget.image.choices if c is not None] == []  # labels not offered
+    assert widget.run() is None
+    assert len(errors) == 1 and "no image layer selected" in errors[0]
+    assert [lay.name for lay in viewer.layers] == ["labels"]
+
+
+def test_widget_bad_data_becomes_a_notification(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.full((10, 12), 3.0), name="out of range")
+    widget = SimulateLowLightWidget(viewer)
+    widget.run()
+    wait_for_job(qtbot, widget)
+    assert len(errors) == 1 and "must lie in [0, 1]" in errors[0]
+    assert len(viewer.layers) == 1
+    assert widget.run_button.enabled  # the widget is usable again
+
+
+def test_widget_cancel_adds_nothing(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(2).random((600, 800)), name="big")
+    widget = SimulateLowLightWidget(viewer)
+    worker = widget.run()
+    widget.cancel()
+    assert worker.abort_requested
+    wait_for_job(qtbot, widget)
+    assert [lay.name for lay in viewer.layers] == ["big"]
+    assert widget.status.value == "cancelled"
+
+
+def test_widget_follows_layer_list(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SimulateLowLightWidget(viewer)
+    assert widget.image.value is None
+    a = viewer.add_image(np.zeros((5, 5)), name="a")
+    assert widget.image.value is a
+    viewer.layers.remove(a)
+    assert widget.image.value is None
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        ("photograph", ["coffee"]),
+        ("microscopy", ["cell"]),
+        ("dark_capture", ["coffee dark", "coffee re-exposed"]),
+    ],
+)
+def test_sample_data_loads(make_napari_viewer, key, names):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-lowlight", key)
+    assert [lay.name for lay in viewer.layers] == names
+    if key == "dark_capture":
+        dark = viewer.layers["coffee dark"]
+        quant = dark.metadata["quantization"]
+        assert isinstance(quant, Quantization) and quant.shape == (400, 600, 3)
+        assert dark.data.max() <= 1 / 30 + 2 / 255  # a dark capture: a few levels only
+        np.testing.assert_allclose(dark.data, quant.dark)
