@@ -54,8 +54,8 @@ def vignette(shape, *, darkest: float = 0.3, center=None) -> np.ndarray:
     if center is None:
         center = ((rows - 1) / 2, (cols - 1) / 2)
     cy, cx = (check_real(c, "center") for c in center)
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    dist2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    # Separable: a column of row distances plus a row of column distances.
+    dist2 = (np.arange(rows)[:, None] - cy) ** 2 + (np.arange(cols)[None, :] - cx) ** 2
     corners = [(0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)]
     far2 = max((y - cy) ** 2 + (x - cx) ** 2 for y, x in corners)
     if far2 == 0:  # a 1x1 map
