@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import dimming, metrics
 from .formation import DegradedImage, degrade
+from .compensation import LAICResult, laic
 from .quantization import Quantization, quantization_step, quantize_levels
 
 try:
@@ -17,9 +18,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "DegradedImage",
+    "LAICResult",
     "Quantization",
     "__version__",
     "degrade",
+    "laic",
     "dimming",
     "metrics",
     "quantization_step",

@@ -1,0 +1,270 @@
+"""``laic()``: locally adaptive illumination compensation of a dark image (METHOD.md section 4)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._backend import array_module, to_numpy
+from .._validation import as_float_image, check_channel_axis, check_real, float_dtype_for
+from ..quantization import Quantization
+from ._fast import solve_fast
+from ._lp import LAICSolverError, solve_partition
+from ._problem import LocalContrast, rank_preservation
+
+__all__ = ["EXACT_MAX_PIXELS", "LAICResult", "laic"]
+
+#: "auto" uses the exact LP up to this many pixels per problem (about 1 s here).
+EXACT_MAX_PIXELS = 64 * 64
+METHODS = ("auto", "exact", "fast")
+
+
+@dataclass(frozen=True, eq=False)
+class LAICResult:
+    """Result of :func:`laic`.
+
+    Attributes
+    ----------
+    enhanced : ndarray
+        ``gain * image`` for every channel, float in [0, 1], the input's shape.
+    gain : ndarray
+        The gain map, >= ``min_gain``: the input's shape without the channel axis.
+    objective : float
+        The Eq. 19/22 objective (:func:`laic_objective`, with the paper's
+        ``lambda2 = contrast_weight / max(Ja)``), summed over the independent
+        problems (planes); lower is better, comparable across methods.
+    quantization : Quantization
+        Each enhanced pixel's interval: the capture's levels with ``k = 1 / gain``
+        and ``r = 1``, i.e. a quantization step of ``q * gain``.
+    method : str
+        "exact" or "fast", the method that ran.
+    rank_preserved : float
+        Fraction of non-tie pixels whose local rank is kept (constraint holds to 1e-9).
+    info : list of dict
+        Solver details per problem (regions, rows, seconds, levels).
+    """
+
+    enhanced: object
+    gain: object
+    objective: float
+    quantization: Quantization
+    method: str
+    rank_preserved: float
+    info: list = field(default_factory=list)
+
+
+def _check_int(value, name, low, high):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+    return int(value)
+
+
+def _to_float(image, xp):
+    """Float64 copy in [0, 1] on the image's device, with the core's checks."""
+    if xp is np:
+        return as_float_image(image)
+    dtype = image.dtype
+    if dtype.kind == "b" or dtype.kind not in "iuf":
+        raise TypeError(f"image must hold integers or floats, got dtype {dtype}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if dtype.kind in "iu":
+        if dtype.kind == "i" and bool((image < 0).any()):
+            raise ValueError("image has negative values; intensities must be >= 0")
+        return image.astype(xp.float64) / float(np.iinfo(dtype).max)
+    out = image.astype(xp.float64)
+    if not bool(xp.isfinite(out).all()):
+        raise ValueError("image contains NaN or infinite values")
+    if float(out.min()) < 0 or float(out.max()) > 1:
+        raise ValueError("float image must lie in [0, 1]")
+    return out
+
+
+def _infer_bits(image_float: np.ndarray, dtype: np.dtype, bits):
+    """Bit depth of the capture: given, from an integer dtype, or the coarsest grid that fits."""
+    if bits is not None:
+        if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral):
+            raise TypeError(f"bits must be an integer in 1..16 or None, got {bits!r}")
+        if not 1 <= bits <= 16:
+            raise ValueError(f"bits must be in 1..16, got {bits}")
+        return int(bits)
+    if dtype.kind in "iu":
+        return min(16, np.iinfo(dtype).bits - (dtype.kind == "i"))
+    sample = image_float.ravel()[:: max(1, image_float.size // 100_000)]
+    for candidate in range(1, 17):
+        scaled = sample * (2**candidate - 1)
+        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-4):
+            return candidate
+    return 16
+
+
+def default_max_regions(pixels: int) -> int:
+    """The fast method's default region budget for a plane of ``pixels`` pixels."""
+    return int(np.clip(2**27 // max(pixels, 1), 1536, 8192))
+
+
+def laic(
+    image,
+    *,
+    method: str = "auto",
+    channel_axis: int | None = None,
+    contrast_weight: float = 1.0,
+    window_radius: int = 2,
+    min_gain: float = 1.0,
+    max_gain: float = 64.0,
+    shared_gain: bool = False,
+    bits: int | None = None,
+    time_limit: float = 60.0,
+    max_regions: int | None = None,
+    progress=None,
+) -> LAICResult:
+    """Brighten a dark image as if a soft light were added, preserving local ranks (Eq. 19-23).
+
+    Solves, with HiGHS, the linear program::
+
+        minimize    TV(g) - contrast_weight * sum_i |Jt_i - mean(Jt)_i|
+        subject to  Jt = g * Ja,  min_gain <= g,  0 <= Jt <= 1,
+                    sign(Jt_i - mean(Jt)_i) = sign(Ja_i - mean(Ja)_i)
+
+    for the gain map ``g`` of the luminance ``Ja`` (max over colour channels),
+    and applies the gain to every channel.  See ``docs/laic.md``.
+
+    Parameters
+    ----------
+    image : array_like (NumPy or CuPy)
+        The dark image: float in [0, 1] or integers (scaled by their dtype's
+        maximum).  2-D gray, colour with ``channel_axis``, or a stack (z, t, ...)
+        processed per plane.  Not modified.
+    method : {"auto", "exact", "fast"}
+        "exact": one LP over every pixel (the reference; about 1 s at 64x64, a
+        minute at 128x128).  "fast": multilevel piecewise-constant gain, every
+        constraint kept.  "auto": exact up to 64x64 pixels per problem, else fast.
+    channel_axis : int or None
+        Colour axis; None for gray.
+    contrast_weight : float, >= 0
+        Reward for local contrast against the total variation of the gain,
+        measured on the image brightened uniformly to a maximum of 1, so that
+        the same value suits any exposure: the paper's ``lambda2`` is
+        ``contrast_weight / max(Ja)``.  0 gives the largest uniform gain; near 1
+        the gain follows large dim areas; above about 2 single pixels start to
+        trade gain for contrast (dark specks), see ``docs/laic.md``.
+    window_radius : int, 1..15
+        Radius of the local-mean window, pixels (window side ``2 r + 1``).
+    min_gain : float, in (0, 1]
+        Lowest gain allowed; 1 means light is only ever added.
+    max_gain : float, >= 1
+        Highest gain allowed (also the gain given to all-black neighbourhoods'
+        upper limit); 64 matches the darkest light the dequantizer is trained for.
+    shared_gain : bool
+        For stacks: one gain for all planes (no flicker in a time series).
+    bits : int or None
+        Bit depth of the capture, for ``.quantization``: by default from an
+        integer dtype, or the coarsest grid the float image lies on (16 if none).
+    time_limit : float
+        Seconds HiGHS may spend per problem.  "exact" raises
+        :class:`LAICSolverError` when it runs out; "auto" then falls back to "fast".
+    max_regions : int or None
+        Region budget of the fast method's finest level.  By default it shrinks
+        as the image grows, ``clip(2**27 / pixels, 1536, 8192)``: about 8192
+        regions at 128x128 (the gain may become pixel-fine near its steps) and
+        1536 from 512x512 up (the gain resolution of an illumination field),
+        which keeps a 2-megapixel image near one second.
+    progress : callable, optional
+        ``progress(done, total)`` after each plane.
+
+    Returns
+    -------
+    LAICResult
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    contrast_weight = check_real(contrast_weight, "contrast_weight", low=0.0)
+    window_radius = _check_int(window_radius, "window_radius", 1, 15)
+    min_gain = check_real(min_gain, "min_gain", low=0.0, high=1.0, low_inclusive=False)
+    max_gain = check_real(max_gain, "max_gain", low=1.0)
+    time_limit = check_real(time_limit, "time_limit", low=0.0, low_inclusive=False)
+    if max_regions is not None:
+        max_regions = _check_int(max_regions, "max_regions", 1, 10**8)
+    if isinstance(image, (str, bytes)) or not hasattr(image, "shape") and not isinstance(
+        image, (list, tuple)
+    ):
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    xp = array_module(image)
+    array = image if xp is not np else np.asarray(image)
+    channel_axis = check_channel_axis(array.shape, channel_axis)
+    values = _to_float(array, xp)
+    out_dtype = float_dtype_for(array.dtype)
+    if not bool((values > 0).any()):
+        raise ValueError("image is entirely black (all zero): there is no light to compensate")
+
+    # channels last, then planes: (planes, rows, cols[, channels])
+    moved = values if channel_axis is None else xp.moveaxis(values, channel_axis, -1)
+    luminance = moved if channel_axis is None else moved.max(axis=-1)
+    spatial_shape = luminance.shape
+    planes = luminance.reshape((-1,) + spatial_shape[-2:])
+    host_planes = to_numpy(planes)
+    groups = [host_planes] if shared_gain else [p[None] for p in host_planes]
+
+    gains, infos, objective = [], [], 0.0
+    ran = set()
+    for done, group in enumerate(groups, start=1):
+        brightest = float(group.max())
+        if brightest == 0:
+            raise ValueError("a plane of the image is entirely black: there is no light to "
+                             "compensate (use shared_gain=True for a time series with black frames)")
+        problem = LocalContrast.build(group, radius=window_radius,
+                                      weight=contrast_weight / brightest,
+                                      min_gain=min_gain, max_gain=max_gain)
+        chosen = method
+        if method == "auto":
+            chosen = "exact" if group.size <= EXACT_MAX_PIXELS else "fast"
+        if chosen == "exact":
+            try:
+                region_gain, info = solve_partition(
+                    problem, np.arange(group[0].size).reshape(group.shape[-2:]),
+                    time_limit=time_limit, solver="ds", lazy=False)
+                gain = region_gain.reshape(group.shape[-2:])
+            except LAICSolverError:
+                if method == "exact":
+                    raise
+                warnings.warn("exact LAIC ran out of time; using the fast method",
+                              RuntimeWarning, stacklevel=2)
+                chosen = "fast"
+        if chosen == "fast":
+            budget = max_regions or default_max_regions(group[0].size)
+            gain, info = solve_fast(problem, max_regions=budget, time_limit=time_limit)
+        ran.add(chosen)
+        objective += problem.objective(gain)
+        gains.append(gain)
+        infos.append({"method": chosen, **info})
+        if progress is not None:
+            progress(done, len(groups))
+
+    if shared_gain:
+        gain_planes = np.broadcast_to(gains[0], host_planes.shape)
+    else:
+        gain_planes = np.stack(gains)
+    gain = xp.asarray(np.ascontiguousarray(gain_planes).reshape(spatial_shape))
+    rank = rank_preservation(
+        to_numpy(gain).reshape(host_planes.shape), host_planes, radius=window_radius)
+
+    gain_full = gain if channel_axis is None else xp.expand_dims(gain, channel_axis)
+    enhanced = xp.clip(values * gain_full, 0.0, 1.0).astype(out_dtype)
+
+    bits = _infer_bits(to_numpy(values), np.dtype(array.dtype), bits)
+    levels = np.rint(to_numpy(values) * (2**bits - 1)).astype(np.int64)
+    quantization = Quantization(levels, k=1.0 / to_numpy(gain_full), r=1.0, bits=bits)
+    return LAICResult(
+        enhanced=enhanced,
+        gain=gain,
+        objective=float(objective),
+        quantization=quantization,
+        method="exact" if ran == {"exact"} else "fast" if ran == {"fast"} else "mixed",
+        rank_preserved=rank,
+        info=infos,
+    )

@@ -1,0 +1,114 @@
+"""The fast LAIC method: a multilevel piecewise-constant gain.
+
+The gain starts constant on square blocks; the block LP (``_lp.solve_partition``)
+is solved, then the blocks where the solution is still too coarse are split in
+four and the LP is solved again, until blocks are single pixels, no block asks
+to be split, or the region budget is spent.  A block asks to be split when
+
+- its gain differs from a neighbour's (the boundary of a gain step is only
+  known to within a block), or
+- its gain sits on its upper bound ``1 / max(Ja)`` (one bright pixel caps the
+  whole block; split, the rest of the block may take more gain).
+
+Every level keeps every pixel-level constraint exactly, so each level's result
+is feasible, and each level's objective is at most the previous one's (a finer
+partition contains the coarser gain).  The cost of a level is linear in the
+pixels near region boundaries plus an LP whose size the budget bounds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._lp import LAICSolverError, _adjacent_pairs, _region_extreme, solve_partition
+from ._problem import LocalContrast
+
+__all__ = ["solve_fast"]
+
+
+def _block_labels(shape, block: int) -> np.ndarray:
+    rows, cols = shape
+    per_row = -(-cols // block)
+    return (np.arange(rows)[:, None] // block) * per_row + (np.arange(cols)[None, :] // block)
+
+
+def solve_fast(
+    problem: LocalContrast,
+    *,
+    initial_block: int | None = None,
+    max_regions: int = 20_000,
+    time_limit: float = 60.0,
+    progress=None,
+):
+    """Multilevel solve; returns ``(gain map, info)``.
+
+    Parameters
+    ----------
+    problem : LocalContrast
+    initial_block : int, optional
+        Side of the first blocks, pixels; by default about 1/32 of the image side,
+        at least the window size.
+    max_regions : int
+        Stop refining when the next level would have more regions than this.
+    time_limit : float
+        Seconds for the whole solve; refinement stops when the next level would
+        probably not fit (the coarser, feasible result is kept).
+    progress : callable, optional
+        Called as ``progress(level, info)`` after each level.
+    """
+    start = time.perf_counter()
+    rows, cols = problem.shape
+    if initial_block is None:
+        initial_block = max(2 * problem.radius + 1, int(np.ceil(max(rows, cols) / 32)))
+    block = int(initial_block)
+    labels = _block_labels((rows, cols), block)
+    yy = np.arange(rows)[:, None]
+    xx = np.arange(cols)[None, :]
+    levels = []
+    gains = None
+    while True:
+        remaining = time_limit - (time.perf_counter() - start)
+        try:
+            new_gains, info = solve_partition(problem, labels, time_limit=max(remaining, 1.0))
+        except LAICSolverError as exc:
+            if gains is None:
+                raise
+            # A finer level that does not finish in time: keep the last feasible level.
+            levels.append({"block": block, "status": f"stopped: {exc}"})
+            labels = previous_labels
+            break
+        gains, previous_labels = new_gains, labels
+        info = {**info, "block": block}
+        levels.append(info)
+        if progress is not None:
+            progress(len(levels), info)
+        n_regions = gains.size
+        if block == 1:
+            break
+        pa, pb, _ = _adjacent_pairs(labels, n_regions)
+        scale = max(float(gains.max()), 1e-12)
+        jump = np.abs(gains[pa] - gains[pb]) > 1e-6 * scale
+        marked = np.zeros(n_regions, dtype=bool)
+        marked[pa[jump]] = True
+        marked[pb[jump]] = True
+        upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
+        marked |= (gains >= upper * (1 - 1e-9)) & (np.bincount(labels.ravel()) > 1)
+        if not marked.any():
+            break
+        block = max(1, block // 2)
+        n_marked_pixels = int(np.count_nonzero(marked[labels]))
+        estimate = n_regions + n_marked_pixels // (block * block)
+        elapsed = time.perf_counter() - start
+        # each level costs at least as much as the last; stop before the budget runs out
+        if estimate > max_regions or elapsed + 2 * info["seconds"] > time_limit:
+            break
+        in_marked = marked[labels]
+        sub = (yy // block) * (-(-cols // block)) + (xx // block)
+        key = np.where(in_marked, n_regions + sub, labels)
+        _, labels = np.unique(key, return_inverse=True)
+        labels = labels.reshape(rows, cols)
+    gain = gains[labels]
+    return gain, {"levels": levels, "regions": int(gains.size),
+                  "seconds": time.perf_counter() - start}

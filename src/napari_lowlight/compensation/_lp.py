@@ -1,0 +1,270 @@
+"""The LAIC linear program for a gain that is constant on the regions of a partition.
+
+With ``labels`` giving each pixel a region, the gain is ``g = h[labels]`` and
+the LP is in the region gains ``h``.  Every pixel-level constraint is kept
+exactly, so a solution is feasible for the full problem:
+
+- **TV** of a piecewise-constant gain is ``sum_pairs w_ab |h_a - h_b|`` with
+  ``w_ab`` the number of pixel edges between regions a and b (one auxiliary
+  variable per adjacent pair);
+- **contrast** is linear: region cost = sum of the pixels' costs;
+- **0 <= Jt <= 1** is a bound: ``h_r <= min over r of 1 / Ja``;
+- **rank constraints** ``s_i (Jt_i - mean(Jt)_i) >= 0`` hold by themselves for
+  pixels whose window lies in one region (a constant gain scales both sides);
+  windows over two regions give a homogeneous constraint in two gains, i.e. a
+  bound on their ratio, and only the tightest bound per pair is kept; windows
+  over three or more regions are kept as rows.
+
+With every pixel its own region this *is* the exact LP of Eq. 19-23.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from ._problem import LocalContrast
+
+__all__ = ["LAICSolverError", "solve_partition"]
+
+
+class LAICSolverError(RuntimeError):
+    """HiGHS did not reach an optimum (time limit, numerical trouble)."""
+
+
+def _adjacent_pairs(labels: np.ndarray, n_regions: int):
+    """Unordered pairs of 4-adjacent regions and the number of pixel edges between them."""
+    keys = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        differ = a != b
+        lo = np.minimum(a[differ], b[differ]).astype(np.int64)
+        hi = np.maximum(a[differ], b[differ]).astype(np.int64)
+        keys.append(lo * n_regions + hi)
+    keys = np.concatenate(keys)
+    pairs, weights = np.unique(keys, return_counts=True)
+    return pairs // n_regions, pairs % n_regions, weights.astype(np.float64)
+
+
+def _rank_constraints(problem: LocalContrast, labels: np.ndarray, n_regions: int):
+    """Rank constraints of every non-tie pixel whose window spans several regions.
+
+    Returns ``(pairs, multi)``: ``pairs = (r1, r2, a1, a2)`` for windows over two
+    regions (``a1 h_r1 + a2 h_r2 >= 0``), and a CSR matrix ``multi`` with one row
+    per window over three or more regions (``row @ h >= 0``).
+    """
+    rad = problem.radius
+    size = 2 * rad + 1
+    n_rows_img, n_cols_img = labels.shape
+    lowest = ndi.minimum_filter(labels, size, mode="nearest")
+    highest = ndi.maximum_filter(labels, size, mode="nearest")
+    straddle = lowest != highest
+    offsets = [(dy, dx) for dy in range(-rad, rad + 1) for dx in range(-rad, rad + 1)]
+    pair_parts, multi_r, multi_c, multi_v = [], [], [], []
+    n_multi = 0
+    for plane, signs in zip(problem.luminance, problem.signs):
+        ys, xs = np.nonzero(straddle & (signs != 0))
+        if ys.size == 0:
+            continue
+        s = signs[ys, xs].astype(np.float64)
+        counts = problem.counts[ys, xs]
+        own = labels[ys, xs]
+        lo, hi = lowest[ys, xs], highest[ys, xs]
+        other = np.where(own == lo, hi, lo)
+        third = (own != lo) & (own != hi)  # own region strictly between: 3+ regions
+        other_sum = np.zeros(ys.size)
+        for dy, dx in offsets:
+            yy, xx = ys + dy, xs + dx
+            inside = (yy >= 0) & (yy < n_rows_img) & (xx >= 0) & (xx < n_cols_img)
+            yy, xx = np.where(inside, yy, 0), np.where(inside, xx, 0)
+            lab = labels[yy, xx]
+            third |= inside & (lab != own) & (lab != other)
+            other_sum += np.where(inside & (lab == other), plane[yy, xx], 0.0)
+        two = ~third
+        # Own region's share of the window is the whole window minus the other's.
+        own_sum = _window_sum(plane, ys[two], xs[two], rad) - other_sum[two]
+        a_own = s[two] * (plane[ys[two], xs[two]] - own_sum / counts[two])
+        a_other = -s[two] * other_sum[two] / counts[two]
+        pair_parts.append((own[two], other[two], a_own, a_other))
+        # Windows over 3+ regions: full rows (few: they sit at region corners).
+        ym, xm, sm, cm = ys[third], xs[third], s[third], counts[third]
+        if ym.size:
+            row_ids = n_multi + np.arange(ym.size)
+            n_multi += ym.size
+            multi_r.append(row_ids)
+            multi_c.append(labels[ym, xm])
+            multi_v.append(sm * plane[ym, xm])
+            for dy, dx in offsets:
+                yy, xx = ym + dy, xm + dx
+                inside = (yy >= 0) & (yy < n_rows_img) & (xx >= 0) & (xx < n_cols_img)
+                multi_r.append(row_ids[inside])
+                multi_c.append(labels[yy[inside], xx[inside]])
+                multi_v.append(-sm[inside] / cm[inside] * plane[yy[inside], xx[inside]])
+    if pair_parts:
+        r1, r2, a1, a2 = (np.concatenate(part) for part in zip(*pair_parts))
+    else:
+        r1 = r2 = np.empty(0, np.int64)
+        a1 = a2 = np.empty(0)
+    if n_multi:
+        multi = sp.csr_matrix(
+            (np.concatenate(multi_v), (np.concatenate(multi_r), np.concatenate(multi_c))),
+            shape=(n_multi, n_regions),
+        )  # duplicates (several pixels of one region in a window) are summed
+    else:
+        multi = sp.csr_matrix((0, n_regions))
+    return (r1, r2, a1, a2), multi
+
+
+def _window_sum(plane, ys, xs, rad):
+    """Sum of ``plane`` over the clipped windows centred on (ys, xs), via a summed-area table."""
+    table = np.zeros((plane.shape[0] + 1, plane.shape[1] + 1))
+    table[1:, 1:] = plane.cumsum(axis=0).cumsum(axis=1)
+    y0 = np.maximum(ys - rad, 0)
+    y1 = np.minimum(ys + rad + 1, plane.shape[0])
+    x0 = np.maximum(xs - rad, 0)
+    x1 = np.minimum(xs + rad + 1, plane.shape[1])
+    return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+
+
+def _ratio_bounds(r1, r2, a1, a2, n_regions):
+    """Tightest bounds ``L <= h_a / h_b <= U`` per region pair from two-region constraints."""
+    # Order each pair (a < b) so both constraints on one pair meet under one key.
+    swap = r1 > r2
+    ra, rb = np.where(swap, r2, r1), np.where(swap, r1, r2)
+    ca, cb = np.where(swap, a2, a1), np.where(swap, a1, a2)
+    # ca h_a + cb h_b >= 0 with gains > 0 bounds h_a / h_b when the signs differ.
+    keys = ra.astype(np.int64) * n_regions + rb
+    out = []
+    for mask, ratio, reduce, start in (
+        ((ca > 0) & (cb < 0), -cb / np.where(ca == 0, 1, ca), np.maximum, -np.inf),
+        ((ca < 0) & (cb > 0), cb / np.where(ca == 0, 1, -ca), np.minimum, np.inf),
+    ):
+        if not np.any(mask):
+            out.append((np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)))
+            continue
+        uniq, inverse = np.unique(keys[mask], return_inverse=True)
+        best = np.full(uniq.size, start)
+        reduce.at(best, inverse, ratio[mask])
+        out.append((uniq // n_regions, uniq % n_regions, best))
+    return out[0], out[1]
+
+
+def _region_extreme(values: np.ndarray, labels: np.ndarray, n_regions: int, reduce) -> np.ndarray:
+    out = np.full(n_regions, np.inf if reduce is np.minimum else -np.inf)
+    reduce.at(out, labels.ravel(), values.ravel())
+    return out
+
+
+def solve_partition(
+    problem: LocalContrast,
+    labels: np.ndarray,
+    *,
+    time_limit: float = 60.0,
+    solver: str = "ipm",
+    lazy: bool = True,
+):
+    """Solve the LAIC LP with the gain constant on each region of ``labels``.
+
+    Parameters
+    ----------
+    problem : LocalContrast
+    labels : ndarray of int, shape (rows, cols)
+        Region of every pixel, 0 .. n_regions - 1, every id used.
+    time_limit : float
+        Seconds HiGHS may spend.
+    solver : {"ipm", "ds"}
+        HiGHS's interior-point method (with crossover; faster on the fast method's
+        region LPs) or dual simplex (faster on the exact per-pixel LP).
+    lazy : bool
+        Add the rows of windows over three or more regions only when the
+        solution violates them (cutting planes; the same optimum, since the LP
+        is re-solved until no row is violated).  Most of them sit at region
+        corners where gains agree, so few are ever needed.
+
+    Returns
+    -------
+    gains : ndarray of float64, (n_regions,)
+        Region gains, within their bounds.
+    info : dict
+        ``regions``, ``rows`` (of the last LP), ``columns``, ``rounds`` (LP solves),
+        ``seconds``, ``status``.
+
+    Raises
+    ------
+    LAICSolverError
+        If HiGHS stops without an optimum.
+    """
+    start = time.perf_counter()
+    labels = np.asarray(labels, dtype=np.int64)
+    n_regions = int(labels.max()) + 1
+    cost = np.bincount(labels.ravel(), weights=problem.cost.ravel(), minlength=n_regions)
+    upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
+    upper = np.maximum(upper, problem.min_gain)  # Ja <= 1 makes this a no-op; guards rounding
+
+    pa, pb, weights = _adjacent_pairs(labels, n_regions)
+    n_pairs = pa.size
+    pairs, multi = _rank_constraints(problem, labels, n_regions)
+    (la, lb, low), (ua, ub, high) = _ratio_bounds(*pairs, n_regions)
+
+    pair_ids = np.arange(n_pairs)
+    blocks = []
+    # TV: +-(h_a - h_b) - t_ab <= 0
+    for sign in (1.0, -1.0):
+        blocks.append(
+            sp.csr_matrix(
+                (
+                    np.concatenate([np.full(n_pairs, sign), np.full(n_pairs, -sign),
+                                    np.full(n_pairs, -1.0)]),
+                    (np.tile(pair_ids, 3), np.concatenate([pa, pb, n_regions + pair_ids])),
+                ),
+                shape=(n_pairs, n_regions + n_pairs),
+            )
+        )
+    # ratio bounds: -h_a + L h_b <= 0 and h_a - U h_b <= 0
+    for a, b, ratio, sign in ((la, lb, low, -1.0), (ua, ub, high, 1.0)):
+        if a.size:
+            ids = np.arange(a.size)
+            blocks.append(
+                sp.csr_matrix(
+                    (np.concatenate([np.full(a.size, sign), -sign * ratio]),
+                     (np.tile(ids, 2), np.concatenate([a, b]))),
+                    shape=(a.size, n_regions + n_pairs),
+                )
+            )
+    base = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, n_regions + n_pairs))
+    c = np.concatenate([cost, weights])
+    bounds = np.column_stack(
+        [np.concatenate([np.full(n_regions, problem.min_gain), np.zeros(n_pairs)]),
+         np.concatenate([upper, np.full(n_pairs, np.inf)])]
+    )
+    multi_rows = sp.hstack([-multi, sp.csr_matrix((multi.shape[0], n_pairs))], format="csr")
+    active = np.zeros(multi.shape[0], dtype=bool) if lazy else np.ones(multi.shape[0], bool)
+    rounds = 0
+    while True:
+        rounds += 1
+        a_ub = sp.vstack([base, multi_rows[active]], format="csr")
+        remaining = time_limit - (time.perf_counter() - start)
+        result = linprog(c, A_ub=a_ub, b_ub=np.zeros(a_ub.shape[0]), bounds=bounds,
+                         method=f"highs-{solver}",
+                         options={"time_limit": max(float(remaining), 0.1), "presolve": True,
+                                  "primal_feasibility_tolerance": 1e-10})
+        if result.status != 0 or result.x is None:
+            seconds = time.perf_counter() - start
+            raise LAICSolverError(
+                f"HiGHS stopped without an optimum after {seconds:.1f} s ({result.message}); "
+                f"the LP had {n_regions} gain variables and {a_ub.shape[0]} rows"
+            )
+        if active.all():
+            break
+        violated = (multi @ result.x[:n_regions] < -1e-12) & ~active
+        if not violated.any():
+            break
+        active |= violated
+    seconds = time.perf_counter() - start
+    gains = np.clip(result.x[:n_regions], problem.min_gain, upper)
+    info = {"regions": n_regions, "rows": int(a_ub.shape[0]), "columns": int(c.size),
+            "rounds": rounds, "seconds": seconds, "status": result.message}
+    return gains, info
