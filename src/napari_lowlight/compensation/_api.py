@@ -115,7 +115,7 @@ def laic(
     channel_axis: int | None = None,
     contrast_weight: float = 1.0,
     window_radius: int = 2,
-    min_gain: float = 1.0,
+    min_gain: float | None = None,
     max_gain: float = 64.0,
     shared_gain: bool = False,
     bits: int | None = None,
@@ -155,8 +155,12 @@ def laic(
         trade gain for contrast (dark specks), see ``docs/laic.md``.
     window_radius : int, 1..15
         Radius of the local-mean window, pixels (window side ``2 r + 1``).
-    min_gain : float, in (0, 1]
-        Lowest gain allowed; 1 means light is only ever added.
+    min_gain : float or None
+        Lowest gain allowed.  None (default): the uniform gain ``1 / max(Ja)``
+        that brings the brightest pixel to 1, so LAIC only ever adds light to a
+        uniformly corrected image (this also rules out the dark specks a
+        pixel-level solution would otherwise trade for contrast).  A number
+        must lie in (0, 1 / max(Ja)]; 1 keeps the dark image as the floor.
     max_gain : float, >= 1
         Highest gain allowed (also the gain given to all-black neighbourhoods'
         upper limit); 64 matches the darkest light the dequantizer is trained for.
@@ -185,7 +189,8 @@ def laic(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     contrast_weight = check_real(contrast_weight, "contrast_weight", low=0.0)
     window_radius = _check_int(window_radius, "window_radius", 1, 15)
-    min_gain = check_real(min_gain, "min_gain", low=0.0, high=1.0, low_inclusive=False)
+    if min_gain is not None:
+        min_gain = check_real(min_gain, "min_gain", low=0.0, low_inclusive=False)
     max_gain = check_real(max_gain, "max_gain", low=1.0)
     time_limit = check_real(time_limit, "time_limit", low=0.0, low_inclusive=False)
     if max_regions is not None:
@@ -217,9 +222,19 @@ def laic(
         if brightest == 0:
             raise ValueError("a plane of the image is entirely black: there is no light to "
                              "compensate (use shared_gain=True for a time series with black frames)")
+        # max_gain caps every gain, the uniform one included (a very dark image
+        # then stays below full range rather than amplifying a few levels without end).
+        floor = min(1.0 / brightest, max_gain) if min_gain is None else min_gain
+        if floor > 1.0 / brightest * (1 + 1e-12):
+            raise ValueError(
+                f"min_gain={min_gain:g} would push the brightest pixel ({brightest:g}) above 1; "
+                f"it must be <= {1.0 / brightest:g} for this image"
+            )
+        if floor > max_gain:
+            raise ValueError(f"min_gain={floor:g} is above max_gain={max_gain:g}")
         problem = LocalContrast.build(group, radius=window_radius,
                                       weight=contrast_weight / brightest,
-                                      min_gain=min_gain, max_gain=max_gain)
+                                      min_gain=floor, max_gain=max_gain)
         chosen = method
         if method == "auto":
             chosen = "exact" if group.size <= EXACT_MAX_PIXELS else "fast"

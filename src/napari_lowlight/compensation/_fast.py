@@ -28,6 +28,10 @@ from ._problem import LocalContrast
 __all__ = ["solve_fast"]
 
 
+#: A sub-block is split off when |its summed contrast cost| exceeds this times its perimeter.
+REFINE_RATIO = 0.25
+
+
 def _block_labels(shape, block: int) -> np.ndarray:
     rows, cols = shape
     per_row = -(-cols // block)
@@ -94,10 +98,22 @@ def solve_fast(
         marked[pa[jump]] = True
         marked[pb[jump]] = True
         upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
-        marked |= (gains >= upper * (1 - 1e-9)) & (np.bincount(labels.ravel()) > 1)
+        sizes = np.bincount(labels.ravel(), minlength=n_regions)
+        marked |= (gains >= upper * (1 - 1e-9)) & (sizes > 1)
+        block = max(1, block // 2)
+        # A sub-block whose pixels together reward a gain change more than the
+        # total variation its boundary would cost is worth solving for on its own.
+        sub = (yy // block) * (-(-cols // block)) + (xx // block)
+        sub_key = labels * (sub.max() + 1) + sub
+        sub_ids, sub_inverse = np.unique(sub_key, return_inverse=True)
+        sub_cost = np.bincount(sub_inverse.ravel(), weights=problem.cost.ravel())
+        sub_size = np.bincount(sub_inverse.ravel())
+        sub_region = sub_ids // (sub.max() + 1)
+        promising = np.abs(sub_cost) > REFINE_RATIO * 4 * np.sqrt(sub_size)
+        promising &= sizes[sub_region] > sub_size  # the region really splits
+        marked[sub_region[promising]] = True
         if not marked.any():
             break
-        block = max(1, block // 2)
         n_marked_pixels = int(np.count_nonzero(marked[labels]))
         estimate = n_regions + n_marked_pixels // (block * block)
         elapsed = time.perf_counter() - start
@@ -105,7 +121,6 @@ def solve_fast(
         if estimate > max_regions or elapsed + 2 * info["seconds"] > time_limit:
             break
         in_marked = marked[labels]
-        sub = (yy // block) * (-(-cols // block)) + (xx // block)
         key = np.where(in_marked, n_regions + sub, labels)
         _, labels = np.unique(key, return_inverse=True)
         labels = labels.reshape(rows, cols)
