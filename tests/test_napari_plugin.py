@@ -35,7 +35,8 @@ def test_manifest_is_discovered_and_valid():
     pm = npe2.PluginManager.instance()
     pm.discover()
     manifest = pm.get_manifest("napari-lowlight")
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Simulate low light"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Simulate low light", "Compensate illumination (LAIC)"]
     keys = {s.key for s in manifest.contributions.sample_data}
     assert keys == {"photograph", "microscopy", "dark_capture"}
 
@@ -162,3 +163,67 @@ def test_sample_data_loads(make_napari_viewer, key, names):
         assert isinstance(quant, Quantization) and quant.shape == (400, 600, 3)
         assert dark.data.max() <= 1 / 30 + 2 / 255  # a dark capture: a few levels only
         np.testing.assert_allclose(dark.data, quant.dark)
+
+
+def dark_layer_data():
+    from napari_lowlight import degrade
+
+    yy, xx = np.mgrid[0:40, 0:48] / 48.0
+    scene = 0.5 + 0.4 * np.sin(5 * xx) * np.cos(4 * yy)
+    return degrade(scene, k=0.1, r=1.0, sigma=0.3, bits=10, dimming="vignette", seed=2)
+
+
+def test_laic_widget_adds_enhanced_and_gain(make_napari_viewer, qtbot, errors):
+    from napari_lowlight import laic
+    from napari_lowlight.plugin._laic_widget import LAICWidget
+
+    viewer = make_napari_viewer()
+    capture = dark_layer_data()
+    dark = capture.dark.copy()
+    layer = viewer.add_image(dark, name="dark",
+                             metadata={"quantization": capture.quantization})
+    widget = LAICWidget(viewer)
+    widget.method.value = "fast"
+    assert widget.run() is not None
+    wait_for_job(qtbot, widget)
+    assert errors == []
+    assert [lay.name for lay in viewer.layers] == ["dark", "enhanced", "gain"]
+    enhanced, gain = viewer.layers["enhanced"], viewer.layers["gain"]
+    expected = laic(capture.dark, method="fast", bits=10)
+    np.testing.assert_allclose(enhanced.data, expected.enhanced)
+    np.testing.assert_allclose(gain.data, expected.gain)
+    quant = enhanced.metadata["quantization"]
+    assert isinstance(quant, Quantization) and quant.bits == 10 and quant.r == 1.0
+    assert enhanced.metadata["napari_lowlight"]["method_used"] == "fast"
+    assert layer.data is dark
+    np.testing.assert_array_equal(dark, capture.dark)
+    assert widget.status.value.startswith("done (fast)")
+
+
+def test_laic_widget_cancel_between_planes(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.plugin._laic_widget import LAICWidget
+
+    viewer = make_napari_viewer()
+    planes = np.stack([dark_layer_data().dark] * 40)
+    viewer.add_image(planes, name="stack")
+    widget = LAICWidget(viewer)
+    widget.method.value = "exact"
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=20000)
+    widget.cancel()
+    wait_for_job(qtbot, widget, timeout=30000)
+    assert errors == []
+    assert [lay.name for lay in viewer.layers] == ["stack"]
+    assert widget.status.value == "cancelled"
+
+
+def test_laic_widget_black_layer_notifies(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.plugin._laic_widget import LAICWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((16, 16)), name="black")
+    widget = LAICWidget(viewer)
+    widget.run()
+    wait_for_job(qtbot, widget)
+    assert len(errors) == 1 and "entirely black" in errors[0]
+    assert len(viewer.layers) == 1

@@ -7,7 +7,11 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 
-__all__ = ["start_job"]
+__all__ = ["JobCancelled", "start_job"]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's progress report when the user pressed Cancel."""
 
 
 def start_job(
@@ -33,6 +37,8 @@ def start_job(
             show_error(f"{description} failed: {exc}")
 
     def errored(exc):
+        if isinstance(exc, JobCancelled):
+            return  # the user asked for it: nothing to report, nothing added
         show_error(f"{description} failed: {exc}")
 
     # Passing "errored" here keeps napari from also re-raising the exception

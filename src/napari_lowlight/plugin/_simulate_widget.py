@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox
-from napari.layers import Image
-from napari.utils.notifications import show_error, show_info
+from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
 
 from ..formation import DegradedImage, degrade
-from ._jobs import start_job
-from ._layers import LayerError, derived_layer_kwargs, image_layer_array
+from ._layers import derived_layer_kwargs
+from ._step_widget import StepWidget
 
 if TYPE_CHECKING:
     import napari
@@ -22,7 +20,7 @@ DARK_LAYER = "dark"
 REEXPOSED_LAYER = "re-exposed"
 
 
-class SimulateLowLightWidget(Container):
+class SimulateLowLightWidget(StepWidget):
     """Dock widget that runs :func:`napari_lowlight.degrade` on an image layer.
 
     Adds two new layers, ``"dark"`` (the capture, shown with contrast limits
@@ -32,11 +30,10 @@ class SimulateLowLightWidget(Container):
     never modified.  The work runs in a thread worker; "Cancel" drops it.
     """
 
+    title = "Simulate low light"
+    run_text = "Simulate"
+
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self.worker = None  # the running job, if any
-        self.image = ComboBox(label="image", choices=self._image_layers, nullable=True)
         self.k = FloatSpinBox(
             label="light level k", value=1 / 30, min=0.001, max=1.0, step=0.001,
             tooltip="Dimming factor k in (0, 1]: 1/30 = 0.033 is the paper's global low light, "
@@ -59,34 +56,8 @@ class SimulateLowLightWidget(Container):
             tooltip="Spatial pattern multiplying k (random: seeded smooth field)",
         )
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.run_button = PushButton(text="Simulate")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
-        self.extend(
-            [self.image, self.k, self.r, self.sigma, self.bits, self.dimming, self.seed,
-             self.run_button, self.cancel_button, self.status]
-        )
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
-        self._refresh_layers()
+        super().__init__(viewer, [self.k, self.r, self.sigma, self.bits, self.dimming, self.seed])
 
-    # -- layer choices ------------------------------------------------------------------
-    def _image_layers(self, _widget=None):
-        return [layer for layer in self._viewer.layers if isinstance(layer, Image)]
-
-    def _refresh_layers(self, _event=None):
-        self.image.reset_choices()
-        if self.image.value is None:
-            choices = self._image_layers()
-            selected = self._viewer.layers.selection.active
-            if isinstance(selected, Image):
-                self.image.value = selected
-            elif choices:
-                self.image.value = choices[-1]
-
-    # -- running ------------------------------------------------------------------------
     def parameters(self) -> dict:
         """The keyword arguments for :func:`degrade` set in the widget."""
         return {
@@ -98,46 +69,13 @@ class SimulateLowLightWidget(Container):
             "seed": int(self.seed.value),
         }
 
-    def run(self, _=None):
-        """Start the simulation on the selected layer; returns the worker (or None on bad input)."""
-        if self.worker is not None:
-            show_info("Simulate low light is already running; cancel it first")
-            return None
-        layer = self.image.value
-        try:
-            data, channel_axis = image_layer_array(layer)
-        except LayerError as exc:
-            show_error(f"Simulate low light: {exc}")
-            return None
-        params = self.parameters()
-        self.status.value = f"simulating on {layer.name!r}..."
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.worker = start_job(
-            degrade,
-            data,
-            channel_axis=channel_axis,
-            description="Simulate low light",
-            on_returned=lambda result: self._add_layers(layer, result, params),
-            on_finished=self._finished,
-            **params,
-        )
-        return self.worker
+    def compute(self, data, channel_axis, params, report):
+        report(0, 1)
+        result = degrade(data, channel_axis=channel_axis, **params)
+        report(1, 1)
+        return result
 
-    def cancel(self, _=None):
-        """Cancel the running job: its result is dropped, no layer is added."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelled"
-
-    def _finished(self):
-        self.worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        if self.status.value.startswith("simulating"):
-            self.status.value = ""
-
-    def _add_layers(self, source, result: DegradedImage, params: dict):
+    def add_layers(self, source, result: DegradedImage, params: dict) -> str:
         info = {"step": "degrade", "source_layer": source.name, **params,
                 "channel_axis": result.channel_axis}
         common = derived_layer_kwargs(source)
@@ -151,4 +89,4 @@ class SimulateLowLightWidget(Container):
             metadata=dict(metadata), **common,
         )
         levels = int(np.count_nonzero(np.bincount(result.quantization.levels.ravel())))
-        self.status.value = f"done: {levels} dark levels used"
+        return f"done: {levels} dark levels used"
