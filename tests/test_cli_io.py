@@ -101,7 +101,8 @@ def test_demo_writes_outputs_and_numbers(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     for name in ("comparison.png", "dark_global.png", "reexposed_global.png",
-                 "dark_local.png", "reexposed_local.png", "original.png", "summary.json"):
+                 "dark_local.png", "reexposed_local.png", "original.png", "summary.json",
+                 "laic.png", "laic_local.png", "laic_deep_field.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     glob = summary["settings"]["global"]
@@ -109,6 +110,11 @@ def test_demo_writes_outputs_and_numbers(tmp_path):
     assert 8 <= glob["dark_levels_used"] <= 12
     assert glob["interval_consistency_reexposed"] == 1.0
     assert 20 < glob["psnr_reexposed_db"] < summary["settings"]["local"]["psnr_reexposed_db"]
+    local = summary["laic"]["local capture of the photograph"]
+    # LAIC keeps every rank constraint and beats the uniform gain on its own objective
+    assert local["rank_preserved"] == 1.0
+    assert local["objective"] < local["objective_uniform_gain"]
+    assert local["gain_min"] >= 1.0
     figure = iio.imread(out / "comparison.png")
     assert figure.shape[0] > 300 and figure.shape[1] > 1000
 
@@ -118,3 +124,33 @@ def test_console_script_runs():
         [sys.executable, "-m", "napari_lowlight.cli", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "degrade" in result.stdout and "demo" in result.stdout
+
+
+def test_laic_command(photo_png, tmp_path, capsys):
+    dark = tmp_path / "dark.png"
+    assert main(["degrade", str(photo_png), str(dark), "--k", "1/5", "--dimming", "vignette",
+                 "--seed", "1"]) == 0
+    out, gain = tmp_path / "enhanced.tif", tmp_path / "gain.tif"
+    assert main(["laic", str(dark), str(out), "--gain", str(gain), "--method", "fast"]) == 0
+    enhanced = read_image(out)
+    gain_map = read_image(gain)
+    assert enhanced.shape == (60, 80, 3) and gain_map.shape == (60, 80)
+    dark_values = read_image(dark) / 255.0
+    np.testing.assert_allclose(enhanced, np.clip(dark_values * gain_map[..., None], 0, 1),
+                               atol=1e-6)
+    assert enhanced.max() <= 1.0 and gain_map.min() >= 1.0
+    with tifffile.TiffFile(out) as tif:
+        meta = json.loads(tif.pages[0].description)
+    assert meta["napari_lowlight"] == "laic" and meta["rank_preserved"] == 1.0
+    assert "ranks kept 100.0 %" in capsys.readouterr().out
+
+
+def test_laic_command_errors(photo_png, tmp_path, capsys):
+    black = tmp_path / "black.png"
+    iio.imwrite(black, np.zeros((20, 20), dtype=np.uint8))
+    assert main(["laic", str(black), str(tmp_path / "e.tif")]) == 2
+    assert "entirely black" in capsys.readouterr().err
+    assert main(["laic", str(photo_png), str(tmp_path / "e.tif"), "--gain",
+                 str(tmp_path / "g.png")]) == 2
+    assert "written as TIFF" in capsys.readouterr().err
+    assert not (tmp_path / "e.tif").exists()

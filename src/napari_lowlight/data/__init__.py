@@ -13,7 +13,7 @@ import numpy as np
 
 from ..formation import DegradedImage, degrade
 
-__all__ = ["cell", "coffee", "dark_coffee"]
+__all__ = ["cell", "coffee", "dark_coffee", "deep_field"]
 
 
 def _load(name: str) -> np.ndarray:
@@ -28,6 +28,11 @@ def coffee() -> np.ndarray:
 def cell() -> np.ndarray:
     """Microscopy image of a cell: (660, 550) uint8 gray (CC0)."""
     return _load("cell.png")
+
+
+def deep_field() -> np.ndarray:
+    """A real dim image: a crop of the Hubble deep field, (320, 320, 3) uint8 (public domain)."""
+    return _load("deep_field.png")
 
 
 def dark_coffee(*, seed: int = 0) -> DegradedImage:
