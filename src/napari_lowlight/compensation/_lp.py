@@ -25,7 +25,6 @@ import time
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from ._problem import LocalContrast
 
@@ -158,6 +157,52 @@ def _region_extreme(values: np.ndarray, labels: np.ndarray, n_regions: int, redu
     return out
 
 
+class _Highs:
+    """A HiGHS model kept between cutting-plane rounds (so re-solves start from its basis)."""
+
+    def __init__(self, cost, bounds, *, solver):
+        import highspy
+
+        self._highspy = highspy
+        self.model = highspy.Highs()
+        self.model.setOptionValue("output_flag", False)
+        self.model.setOptionValue("solver", "ipm" if solver == "ipm" else "simplex")
+        self.model.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        n = cost.size
+        upper = np.where(np.isfinite(bounds[:, 1]), bounds[:, 1], highspy.kHighsInf)
+        self.model.addVars(n, bounds[:, 0].astype(np.float64), upper.astype(np.float64))
+        self.model.changeColsCost(n, np.arange(n, dtype=np.int32), cost.astype(np.float64))
+        self.n_rows = 0
+
+    def add_rows(self, matrix: sp.csr_matrix):
+        """Add rows ``matrix @ x <= 0``."""
+        if matrix.shape[0] == 0:
+            return
+        matrix = matrix.tocsr()
+        m = matrix.shape[0]
+        self.model.addRows(
+            m, np.full(m, -self._highspy.kHighsInf), np.zeros(m), matrix.nnz,
+            matrix.indptr[:-1].astype(np.int32), matrix.indices.astype(np.int32),
+            matrix.data.astype(np.float64),
+        )
+        self.n_rows += m
+
+    def solve(self, time_left: float, started: float, n_regions: int) -> np.ndarray:
+        self.model.setOptionValue("time_limit", max(float(time_left), 0.1))
+        self.model.run()
+        status = self.model.getModelStatus()
+        if status != self._highspy.HighsModelStatus.kOptimal:
+            seconds = time.perf_counter() - started
+            raise LAICSolverError(
+                f"HiGHS stopped without an optimum after {seconds:.1f} s "
+                f"({self.model.modelStatusToString(status)}); the LP had {n_regions} gain "
+                f"variables and {self.n_rows} rows"
+            )
+        # after the first solve, warm-started dual simplex is the fastest re-solve
+        self.model.setOptionValue("solver", "simplex")
+        return np.asarray(self.model.getSolution().col_value)
+
+
 def solve_partition(
     problem: LocalContrast,
     labels: np.ndarray,
@@ -242,29 +287,24 @@ def solve_partition(
     )
     multi_rows = sp.hstack([-multi, sp.csr_matrix((multi.shape[0], n_pairs))], format="csr")
     active = np.zeros(multi.shape[0], dtype=bool) if lazy else np.ones(multi.shape[0], bool)
+    highs = _Highs(c, bounds, solver=solver)
+    highs.add_rows(base)
+    highs.add_rows(multi_rows[active])
     rounds = 0
     while True:
         rounds += 1
-        a_ub = sp.vstack([base, multi_rows[active]], format="csr")
-        remaining = time_limit - (time.perf_counter() - start)
-        result = linprog(c, A_ub=a_ub, b_ub=np.zeros(a_ub.shape[0]), bounds=bounds,
-                         method=f"highs-{solver}",
-                         options={"time_limit": max(float(remaining), 0.1), "presolve": True,
-                                  "primal_feasibility_tolerance": 1e-10})
-        if result.status != 0 or result.x is None:
-            seconds = time.perf_counter() - start
-            raise LAICSolverError(
-                f"HiGHS stopped without an optimum after {seconds:.1f} s ({result.message}); "
-                f"the LP had {n_regions} gain variables and {a_ub.shape[0]} rows"
-            )
+        x = highs.solve(time_limit - (time.perf_counter() - start), start, n_regions)
         if active.all():
             break
-        violated = (multi @ result.x[:n_regions] < -1e-12) & ~active
+        violated = (multi @ x[:n_regions] < -1e-12) & ~active
         if not violated.any():
             break
+        # Cutting planes: HiGHS re-solves from the last basis with dual simplex.
+        highs.add_rows(multi_rows[violated])
         active |= violated
     seconds = time.perf_counter() - start
-    gains = np.clip(result.x[:n_regions], problem.min_gain, upper)
-    info = {"regions": n_regions, "rows": int(a_ub.shape[0]), "columns": int(c.size),
-            "rounds": rounds, "seconds": seconds, "status": result.message}
+    n_rows = highs.n_rows
+    gains = np.clip(x[:n_regions], problem.min_gain, upper)
+    info = {"regions": n_regions, "rows": int(n_rows), "columns": int(c.size),
+            "rounds": rounds, "seconds": seconds, "status": "optimal"}
     return gains, info
