@@ -157,6 +157,34 @@ def _region_extreme(values: np.ndarray, labels: np.ndarray, n_regions: int, redu
     return out
 
 
+_HIGHS_BANNER_SHOWN = False
+
+
+def _new_highs(highspy):
+    """A Highs object; the first one of the process prints a banner on the C-level stdout,
+    which a library must not do, so that one is created with file descriptor 1 muted."""
+    global _HIGHS_BANNER_SHOWN
+    if _HIGHS_BANNER_SHOWN:
+        return highspy.Highs()
+    _HIGHS_BANNER_SHOWN = True
+    import os
+    import sys
+
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout (embedded interpreters): nothing to mute
+        return highspy.Highs()
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            model = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return model
+
+
 class _Highs:
     """A HiGHS model kept between cutting-plane rounds (so re-solves start from its basis)."""
 
@@ -164,7 +192,7 @@ class _Highs:
         import highspy
 
         self._highspy = highspy
-        self.model = highspy.Highs()
+        self.model = _new_highs(highspy)
         self.model.setOptionValue("output_flag", False)
         self.model.setOptionValue("solver", "ipm" if solver == "ipm" else "simplex")
         self.model.setOptionValue("primal_feasibility_tolerance", 1e-10)
