@@ -9,10 +9,10 @@ Run:  .venv/bin/python benchmarks/bench_degrade.py [--size 2048] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
+from _machine import machine_line
 
 from napari_lowlight import degrade
 
@@ -22,17 +22,6 @@ def bare_formula(J, k, r, sigma, bits, seed):
     x = k * J**r + np.random.default_rng(seed).normal(0.0, sigma * q, J.shape)
     dark = np.clip(q * np.floor(x / q + 0.5), 0.0, 1.0)
     return dark, (dark / k) ** (1 / r)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_time(fn, repeats):
@@ -53,9 +42,7 @@ def main():
     gray = rng.random((args.size, args.size))
     rgb8 = (rng.random((args.size, args.size, 3)) * 255).astype(np.uint8)
     mp_gray = gray.size / 1e6
-    import os
-
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, numpy {np.__version__}")
+    print(machine_line())
     print(f"image: {args.size}x{args.size}; best of {args.repeats}")
     rows = [
         ("bare formula, gray float64", mp_gray,

@@ -18,11 +18,10 @@ Run:  .venv/bin/python benchmarks/bench_laic.py [--exact-sizes 64 96 128] [--meg
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
+from _machine import machine_line
 from skimage import data as skdata
 from skimage.color import hsv2rgb, rgb2hsv
 from skimage.exposure import equalize_adapthist
@@ -59,17 +58,6 @@ def timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def part_exact(sizes):
@@ -120,8 +108,7 @@ def main():
     parser.add_argument("--exact-sizes", type=int, nargs="*", default=[64, 96, 128])
     parser.add_argument("--megapixels", type=float, nargs="*", default=[0.5, 1.0, 2.0])
     args = parser.parse_args()
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; numpy {np.__version__}; "
-          f"napari-lowlight {nl.__version__}")
+    print(f"{machine_line()}, napari-lowlight {nl.__version__}")
     if args.megapixels:
         part_large(args.megapixels)
     if args.exact_sizes:
