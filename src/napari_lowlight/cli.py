@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import numpy as np
 from fractions import Fraction
 from pathlib import Path
 
@@ -94,6 +96,26 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer")
     comp.add_argument("--gain", type=Path, default=None, metavar="PATH", help="also write the gain map (.tif)")
     comp.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="compare every method on synthetic captures of your images",
+        description="Capture each image in the paper's global and/or local low light, run "
+        "every method, and write results.csv, results.md and figures/ to OUT.",
+    )
+    ev.add_argument("--images", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="folders (or files) of normally exposed images")
+    ev.add_argument("--test-set", action="store_true",
+                    help="also use the bundled photograph and microscopy image and "
+                    "scikit-image's camera, astronaut and chelsea (no download)")
+    ev.add_argument("--setting", choices=("global", "local", "both"), default="both")
+    ev.add_argument("--methods", default="all",
+                    help="comma-separated methods or 'all' (default); see --list-methods")
+    ev.add_argument("--list-methods", action="store_true", help="print the methods and exit")
+    ev.add_argument("--max-size", type=int, default=256,
+                    help="resize images so the longer side is at most this (default 256)")
+    ev.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
 
     demo = sub.add_parser(
         "demo",
@@ -204,6 +226,73 @@ def _run_degrade(args) -> int:
     return 0
 
 
+def _collect_images(args) -> dict:
+    from .io import TIFF_SUFFIXES, guess_channel_axis, read_image
+
+    suffixes = TIFF_SUFFIXES + (".png", ".jpg", ".jpeg")
+    paths = []
+    for entry in args.images:
+        if entry.is_dir():
+            paths += sorted(p for p in entry.iterdir() if p.suffix.lower() in suffixes)
+        elif entry.is_file():
+            paths.append(entry)
+        else:
+            raise FileNotFoundError(f"no such image folder or file: {entry}")
+    images = {}
+    for path in paths:
+        array = read_image(path)
+        if array.ndim == 3 and array.shape[-1] == 4:
+            array = array[..., :3]  # alpha carries no light
+        images[path.stem] = (array, guess_channel_axis(array))
+    if args.test_set:
+        from skimage import data as skdata
+
+        from . import data
+
+        images.update({"coffee": (data.coffee(), -1), "cell": (data.cell(), None),
+                       "camera": (skdata.camera(), None), "astronaut": (skdata.astronaut(), -1),
+                       "chelsea": (skdata.chelsea(), -1)})
+    if not images:
+        raise ValueError("no images: give --images DIR... and/or --test-set")
+    return images
+
+
+def _fit(image, axis, max_size):
+    from skimage.transform import resize
+
+    spatial = image.shape[:2]
+    scale = max_size / max(spatial)
+    if scale >= 1:
+        return image
+    shape = tuple(max(8, int(round(s * scale))) for s in spatial) + image.shape[2:]
+    return resize(image / (np.iinfo(image.dtype).max if image.dtype.kind in "iu" else 1.0),
+                  shape, anti_aliasing=True)
+
+
+def _run_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from .evaluation import METHODS, evaluate
+
+    if args.list_methods:
+        print("\n".join(METHODS))
+        return 0
+    methods = list(METHODS) if args.methods == "all" else [
+        m.strip() for m in args.methods.split(",") if m.strip()]
+    settings = ("global", "local") if args.setting == "both" else (args.setting,)
+    if args.max_size < 16:
+        raise ValueError(f"--max-size must be at least 16, got {args.max_size}")
+    images = {name: (_fit(image, axis, args.max_size), axis)
+              for name, (image, axis) in _collect_images(args).items()}
+    with tqdm(total=len(images) * len(settings) * len(methods), desc="evaluate",
+              unit="run") as bar:
+        evaluate(images, settings=settings, methods=methods, out_dir=args.out, seed=args.seed,
+                 progress=lambda done, total: bar.update(done - bar.n))
+    print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'} and "
+          f"{args.out / 'figures'}/")
+    return 0
+
+
 def _run_demo(args) -> int:
     from .demo import run_demo
 
@@ -221,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_degrade(args)
         if args.command == "laic":
             return _run_laic(args)
+        if args.command == "evaluate":
+            return _run_evaluate(args)
         if args.command == "demo":
             return _run_demo(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
