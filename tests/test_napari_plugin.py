@@ -36,7 +36,7 @@ def test_manifest_is_discovered_and_valid():
     pm.discover()
     manifest = pm.get_manifest("napari-lowlight")
     assert [w.display_name for w in manifest.contributions.widgets] == [
-        "Simulate low light", "Compensate illumination (LAIC)"]
+        "Simulate low light", "Compensate illumination (LAIC)", "Compare methods"]
     keys = {s.key for s in manifest.contributions.sample_data}
     assert keys == {"photograph", "microscopy", "dark_capture"}
 
@@ -227,3 +227,34 @@ def test_laic_widget_black_layer_notifies(make_napari_viewer, qtbot, errors):
     wait_for_job(qtbot, widget)
     assert len(errors) == 1 and "entirely black" in errors[0]
     assert len(viewer.layers) == 1
+
+
+def test_compare_widget_adds_each_method_in_grid(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.baselines import clahe
+    from napari_lowlight.plugin._compare_widget import CompareWidget
+
+    viewer = make_napari_viewer()
+    dark = dark_layer_data().dark
+    layer = viewer.add_image(dark, name="dark")
+    widget = CompareWidget(viewer)
+    widget.method_boxes["srie"].value = False
+    widget.run()
+    wait_for_job(qtbot, widget)
+    assert errors == []
+    assert [lay.name for lay in viewer.layers] == [
+        "dark", "clahe", "lime", "octm", "laic", "laic+smooth_project"]
+    np.testing.assert_allclose(viewer.layers["clahe"].data, clahe(dark))
+    assert viewer.grid.enabled
+    assert layer.data is dark
+
+
+def test_compare_widget_needs_a_method(make_napari_viewer, errors):
+    from napari_lowlight.plugin._compare_widget import CompareWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(dark_layer_data().dark, name="dark")
+    widget = CompareWidget(viewer)
+    for box in widget.method_boxes.values():
+        box.value = False
+    assert widget.run() is None
+    assert len(errors) == 1 and "at least one method" in errors[0]

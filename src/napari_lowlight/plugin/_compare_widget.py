@@ -1,0 +1,69 @@
+"""The "Compare methods" dock widget: every enhancement method on one layer, in a grid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import CheckBox
+
+from ..baselines import BASELINES, smooth_project
+from ..compensation import laic
+from ._layers import derived_layer_kwargs
+from ._step_widget import StepWidget
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CompareWidget"]
+
+#: Methods that work on a dark image alone, in the order they are run and shown.
+COMPARE_METHODS = [*BASELINES, "laic", "laic+smooth_project"]
+
+
+class CompareWidget(StepWidget):
+    """Runs the chosen methods on a dark image layer and shows each result side by side.
+
+    Each result becomes a new layer named after its method; the viewer switches
+    to grid view.  Progress advances per method; Cancel stops between methods
+    and adds nothing.
+    """
+
+    title = "Compare methods"
+    run_text = "Compare"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self.method_boxes = {name: CheckBox(text=name, value=True) for name in COMPARE_METHODS}
+        super().__init__(viewer, list(self.method_boxes.values()))
+
+    def parameters(self) -> dict:
+        chosen = [name for name, box in self.method_boxes.items() if box.value]
+        if not chosen:
+            raise ValueError("choose at least one method")
+        return {"methods": chosen}
+
+    def compute(self, data, channel_axis, params, report):
+        methods = params["methods"]
+        outputs = {}
+        laic_result = None
+        report(0, len(methods))
+        for done, name in enumerate(methods, start=1):
+            if name in BASELINES:
+                outputs[name] = BASELINES[name](data, channel_axis=channel_axis)
+            else:
+                if laic_result is None:
+                    laic_result = laic(data, channel_axis=channel_axis)
+                outputs[name] = laic_result.enhanced if name == "laic" else smooth_project(
+                    laic_result.enhanced, laic_result.quantization, channel_axis=channel_axis)
+            report(done, len(methods))
+        return outputs
+
+    def add_layers(self, source, outputs: dict, params: dict) -> str:
+        common = derived_layer_kwargs(source)
+        for name, image in outputs.items():
+            self._viewer.add_image(
+                image, name=name, contrast_limits=(0.0, 1.0),
+                metadata={"napari_lowlight": {"step": name, "source_layer": source.name}},
+                **common,
+            )
+        self._viewer.grid.enabled = True
+        return f"done: {len(outputs)} methods in grid view"
