@@ -30,7 +30,7 @@ def main():
     photo = data.coffee() / 255.0
     header = "| method | " + " | ".join(f"{mp:g} MP: s | s/MP" for mp in args.megapixels) + " |"
     print("\n" + header)
-    print("|---|" + "---|" * len(args.megapixels))
+    print("|---|" + "---|---|" * len(args.megapixels))
     captures = []
     for mp in args.megapixels:
         rows = int(round(np.sqrt(mp * 1e6 / 1.5)))

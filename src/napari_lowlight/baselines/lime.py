@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import cg
 
 from .._validation import check_real
 from ._common import as_value_image, difference_operators, with_value
@@ -19,7 +19,8 @@ def lime_illumination(initial, *, alpha: float = 0.15, sigma: float = 2.0,
 
     Solves ``min_T ||T - T^||^2 + alpha sum_d W_d (D_d T)^2`` with the structure-aware
     weights ``W_d = 1 / (|G_sigma * D_d T^| + epsilon)`` (strategy III of the paper):
-    a sparse symmetric positive definite system, solved directly.
+    a sparse symmetric positive definite system, solved by Jacobi-preconditioned
+    conjugate gradients (as the paper's sped-up solver does) from ``T^``.
     """
     shape = initial.shape
     vertical, horizontal = difference_operators(shape)
@@ -29,7 +30,12 @@ def lime_illumination(initial, *, alpha: float = 0.15, sigma: float = 2.0,
         gradient = (operator @ t_hat).reshape(shape)
         weight = 1.0 / (np.abs(gaussian_filter(gradient, sigma)) + epsilon)
         system = system + alpha * (operator.T @ sp.diags(weight.ravel()) @ operator)
-    return spsolve(system.tocsc(), t_hat).reshape(shape)
+    system = system.tocsr()
+    preconditioner = sp.diags(1.0 / system.diagonal())
+    solution, info = cg(system, t_hat, x0=t_hat, rtol=1e-6, maxiter=1000, M=preconditioner)
+    if info < 0:
+        raise RuntimeError("LIME: conjugate gradients broke down")
+    return solution.reshape(shape)
 
 
 def lime(image, *, channel_axis=None, alpha: float = 0.15, gamma: float = 0.8,
