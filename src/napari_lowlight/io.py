@@ -45,7 +45,7 @@ def read_image(path) -> np.ndarray:
         if suffix in IMAGEIO_SUFFIXES:
             import imageio.v3 as iio
 
-            return np.asarray(iio.imread(path))
+            return np.asarray(iio.imread(path, plugin="pillow"))
     except Exception as exc:  # decoder errors come in many types; name the file
         raise ValueError(f"cannot read {path}: {exc}") from exc
     raise ValueError(

@@ -65,5 +65,7 @@ class CompareWidget(StepWidget):
                 metadata={"napari_lowlight": {"step": name, "source_layer": source.name}},
                 **common,
             )
-        self._viewer.grid.enabled = True
+        canvas = getattr(self._viewer, "canvas", None)  # napari >= 0.9 moved grid there
+        grid = canvas.grid if canvas is not None and hasattr(canvas, "grid") else self._viewer.grid
+        grid.enabled = True
         return f"done: {len(outputs)} methods in grid view"
