@@ -49,6 +49,9 @@ class DegradedImage:
     bits : int
     channel_axis : int or None
         Normalised (non-negative) channel axis of the arrays.
+    noise : ndarray or None
+        The noise added before quantization (float64), when ``return_noise=True``
+        and ``sigma > 0``.
     """
 
     dark: np.ndarray
@@ -60,6 +63,7 @@ class DegradedImage:
     sigma: float
     bits: int
     channel_axis: int | None
+    noise: np.ndarray | None = None
 
     @property
     def q(self) -> float:
@@ -115,6 +119,7 @@ def degrade(
     dimming=None,
     seed=None,
     channel_axis: int | None = None,
+    return_noise: bool = False,
 ) -> DegradedImage:
     """Simulate a low-light capture of ``image`` and its naive re-exposure (Eq. 6-7).
 
@@ -145,6 +150,9 @@ def degrade(
         The random dimming field draws from an independent stream spawned from it.
     channel_axis : int or None
         Axis of the colour channels (scikit-image convention); None for gray.
+    return_noise : bool
+        Keep the drawn noise in ``.noise`` (the dequantizer's training needs it for
+        the quasi-l-infinity loss); off by default to save memory.
 
     Returns
     -------
@@ -186,8 +194,10 @@ def degrade(
 
     q = 1.0 / (2**bits - 1)
     signal = k_eff * normal**r
+    noise = None
     if sigma > 0:
-        signal = signal + rng.normal(0.0, sigma * q, size=shape)
+        noise = rng.normal(0.0, sigma * q, size=shape)
+        signal = signal + noise
     levels = quantize_levels(signal, bits)
     quantization = Quantization(levels, k=k_eff, r=r, bits=bits)
     dark = quantization.dark.astype(out_dtype)
@@ -202,4 +212,5 @@ def degrade(
         sigma=sigma,
         bits=bits,
         channel_axis=channel_axis,
+        noise=noise if return_noise else None,
     )
