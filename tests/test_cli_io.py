@@ -154,3 +154,29 @@ def test_laic_command_errors(photo_png, tmp_path, capsys):
                  str(tmp_path / "g.png")]) == 2
     assert "written as TIFF" in capsys.readouterr().err
     assert not (tmp_path / "e.tif").exists()
+
+
+def test_train_and_export_commands(tmp_path, capsys):
+    """A few steps of the real trainer, resumed, then exported with a model card."""
+    from napari_lowlight.dequantizer.weights import load_generator
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    photo = data.coffee()
+    for index in range(3):
+        iio.imwrite(folder / f"img{index}.png", photo[index * 40: index * 40 + 120, :160])
+    run = tmp_path / "run"
+    args = ["train", "--data", str(folder), "--validation", str(folder / "img2.png"),
+            "--out", str(run), "--steps", "4", "--depth", "1", "--width", "8", "--batch", "2",
+            "--crop", "32", "--device", "cpu"]
+    assert main(args) == 0
+    assert (run / "checkpoint.pt").is_file() and (run / "generator.safetensors").is_file()
+    assert main(args) == 0  # already done: resumes at step 4 and stops
+    captured = capsys.readouterr()
+    assert "resumed" in captured.out + captured.err
+    weights = tmp_path / "weights"
+    assert main(["export", str(run), "--name", "tiny", "--weights-dir", str(weights)]) == 0
+    registry = json.loads((weights / "models.json").read_text())
+    assert registry["tiny"]["architecture"]["depth"] == 1
+    assert "Validation curve" in (weights / "tiny.md").read_text()
+    assert load_generator("tiny", folder=weights).depth == 1

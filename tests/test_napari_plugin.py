@@ -260,3 +260,25 @@ def test_compare_widget_needs_a_method(make_napari_viewer, errors):
         box.value = False
     assert widget.run() is None
     assert len(errors) == 1 and "at least one method" in errors[0]
+
+
+def test_dequantize_widget_adds_consistent_layer(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.metrics import interval_consistency
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+
+    viewer = make_napari_viewer()
+    capture = dark_layer_data()
+    source = capture.reexposed.copy()
+    layer = viewer.add_image(source, name="re-exposed",
+                             metadata={"quantization": capture.quantization})
+    widget = DequantizeWidget(viewer)
+    widget.device.value = "cpu"
+    widget.run()
+    wait_for_job(qtbot, widget, timeout=60000)
+    assert errors == []
+    out = viewer.layers["dequantized"]
+    assert out.data.shape == source.shape and out.data.dtype == np.float32
+    assert interval_consistency(out.data, capture.quantization) == 1.0
+    assert out.metadata["quantization"] is capture.quantization
+    assert layer.data is source
+    np.testing.assert_array_equal(source, capture.reexposed)

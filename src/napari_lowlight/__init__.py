@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import dimming, metrics
 from .formation import DegradedImage, degrade
+from .pipeline import dequantize, enhance
 from .compensation import LAICResult, laic
 from .quantization import Quantization, quantization_step, quantize_levels
 
@@ -22,6 +23,8 @@ __all__ = [
     "Quantization",
     "__version__",
     "degrade",
+    "dequantize",
+    "enhance",
     "laic",
     "dimming",
     "metrics",

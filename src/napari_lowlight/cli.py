@@ -118,6 +118,38 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
 
+    tr = sub.add_parser(
+        "train",
+        help="train the dequantizer on synthetic pairs (resumable)",
+        description="Train (or resume) the dequantizer in RUN on pairs made on the fly from "
+        "ordinary images. Re-running the same command continues from the last checkpoint.",
+    )
+    tr.add_argument("--data", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="folders of ordinary images (PNG/JPEG/TIFF, searched recursively)")
+    tr.add_argument("--test-set", action="store_true",
+                    help="add scikit-image's bundled natural images (no download)")
+    tr.add_argument("--validation", default="skimage:camera,skimage:astronaut,skimage:coffee,"
+                    "skimage:chelsea", help="comma-separated image names held out for validation")
+    tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--pretrain-steps", type=int, default=None,
+                    help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
+    tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
+    tr.add_argument("--width", type=int, default=32, help="feature channels (usual: 64)")
+    tr.add_argument("--batch", type=int, default=16)
+    tr.add_argument("--crop", type=int, default=48)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    tr.add_argument("--max-minutes", type=float, default=None,
+                    help="stop (checkpointed) after this long; run again to continue")
+
+    ex = sub.add_parser("export", help="ship a trained run's generator into weights/",
+                        description="Copy RUN's generator into the weights folder as NAME, "
+                        "record its sha256 in models.json and write its model card.")
+    ex.add_argument("run", type=Path, metavar="RUN")
+    ex.add_argument("--name", default="default")
+    ex.add_argument("--weights-dir", type=Path, default=Path("weights"))
+
     demo = sub.add_parser(
         "demo",
         help="run the pipeline on a bundled sample",
@@ -306,6 +338,56 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _run_train(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .dequantizer.data import PairSettings, load_images, test_set_images
+    from .dequantizer.inference import resolve_device
+    from .dequantizer.training import TrainConfig, train
+
+    images = load_images(args.data) if args.data else {}
+    if args.test_set:
+        images.update(test_set_images())
+    held_out = {name.strip() for name in args.validation.split(",") if name.strip()}
+    val = [image for name, image in images.items() if name in held_out]
+    training = [image for name, image in images.items() if name not in held_out]
+    if not training or not val:
+        raise ValueError(f"need training and validation images: found {len(training)} training "
+                         f"and {len(val)} validation (held out: {sorted(held_out)})")
+    config = TrainConfig(
+        depth=args.depth, width=args.width, batch=args.batch, steps=args.steps,
+        pretrain_steps=args.pretrain_steps if args.pretrain_steps is not None
+        else args.steps * 5 // 6,
+        seed=args.seed, pairs=PairSettings(crop=args.crop))
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    (args.out).mkdir(parents=True, exist_ok=True)
+    (args.out / "data.json").write_text(json.dumps(
+        {"training": sorted(n for n in images if n not in held_out),
+         "validation": sorted(n for n in images if n in held_out)}, indent=2))
+    with tqdm(total=config.steps, desc="train", unit="step") as bar:
+        def progress(step, total, loss):
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.refresh()
+
+        metrics = train(training, val, args.out, config=config, device=device,
+                        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                        progress=progress, log=tqdm.write)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _run_export(args) -> int:
+    from .dequantizer.export import export_run
+
+    path = export_run(args.run, args.weights_dir, name=args.name)
+    print(f"wrote {path} and its model card; registered as {args.name!r}")
+    return 0
+
+
 def _run_demo(args) -> int:
     from .demo import run_demo
 
@@ -325,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_laic(args)
         if args.command == "evaluate":
             return _run_evaluate(args)
+        if args.command == "train":
+            return _run_train(args)
+        if args.command == "export":
+            return _run_export(args)
         if args.command == "demo":
             return _run_demo(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:

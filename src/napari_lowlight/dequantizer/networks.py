@@ -63,6 +63,10 @@ class Generator(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(inputs, width, 3, padding=1), nn.ReLU(inplace=True))
         self.units = nn.Sequential(*(ResidualUnit(width) for _ in range(depth)))
         self.tail = nn.Conv2d(width, channels, 3, padding=1)
+        # Start as the identity (zero residual): the re-exposed image is already a good,
+        # interval-consistent estimate, and training then only has to learn improvements.
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
 
     @property
     def receptive_field(self) -> int:
@@ -70,12 +74,19 @@ class Generator(nn.Module):
         return 2 * (2 * self.depth + 2) + 1
 
     def forward(self, image: torch.Tensor, step: torch.Tensor | None = None) -> torch.Tensor:
-        """Residual for ``image`` (N, C, H, W); ``step`` (N, 1, H, W) when conditioned."""
-        if self.conditioned:
-            if step is None:
-                raise ValueError("this generator is conditioned: pass the quantization step")
-            image = torch.cat([image, step], dim=1)
-        return self.tail(self.units(self.head(image)))
+        """Residual for ``image`` (N, C, H, W); ``step`` (N, 1, H, W) when conditioned.
+
+        A conditioned generator sees ``log2(step)`` (steps span 1e-5 to 0.5 between 16-bit
+        and very dark 8-bit captures) and predicts the residual in units of the step, so
+        the same weights correct a 16-bit image by a few 1e-5 and an 8-bit one by a few 1e-2.
+        """
+        if not self.conditioned:
+            return self.tail(self.units(self.head(image)))
+        if step is None:
+            raise ValueError("this generator is conditioned: pass the quantization step")
+        step = step.clamp(min=1e-6)
+        features = torch.cat([image, (torch.log2(step) + 8.0) / 8.0], dim=1)
+        return self.tail(self.units(self.head(features))) * step
 
     def config(self) -> dict:
         return {"channels": self.channels, "depth": self.depth, "width": self.width,

@@ -1,0 +1,76 @@
+"""Dequantizer speed: megapixels per second on the CPU, against the fp32 matmul peak.
+
+Reports the shipped model's throughput on a 1-megapixel gray image (whole and
+tiled), the network's FLOPs per pixel, the fp32 matrix-multiply rate measured in
+the same run, and the achieved fraction of it.
+
+Run:  .venv/bin/python benchmarks/bench_dequantize.py [--model default] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from _machine import machine_line
+
+import napari_lowlight as nl
+from napari_lowlight.dequantizer.weights import load_generator
+
+
+def flops_per_pixel(generator) -> float:
+    """Multiply-adds x 2 of every 3x3 convolution, per output pixel."""
+    total = 0
+    for module in generator.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            total += 2 * module.in_channels * module.out_channels * 9
+    return float(total)
+
+
+def matmul_peak(threads: int) -> float:
+    size = 1024
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    for _ in range(3):
+        a @ b
+    start, runs = time.perf_counter(), 20
+    for _ in range(runs):
+        a @ b
+    return 2 * size**3 * runs / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    generator = load_generator(args.model)
+    rng = np.random.default_rng(0)
+    image = rng.random((1000, 1000))
+    capture = nl.degrade(image, seed=0)
+    peak = matmul_peak(args.threads)
+    per_pixel = flops_per_pixel(generator)
+    print(f"{machine_line()}, torch {torch.__version__}, {args.threads} threads")
+    print(f"model {args.model!r}: {generator.config()}, {per_pixel / 1e3:.1f} kFLOP per pixel")
+    print(f"fp32 matmul (1024^3): {peak / 1e9:.1f} GFLOP/s\n")
+    print("| case | seconds | MP/s | GFLOP/s | fraction of matmul peak |")
+    print("|---|---|---|---|---|")
+    for label, tile in (("1 MP whole", None), ("1 MP tiles of 256", 256)):
+        best = min(_timed(capture, generator, tile) for _ in range(args.repeats))
+        rate = per_pixel * 1e6 / best
+        print(f"| {label} | {best:.3f} | {1 / best:.2f} | {rate / 1e9:.1f} | "
+              f"{100 * rate / peak:.0f} % |", flush=True)
+
+
+def _timed(capture, generator, tile):
+    start = time.perf_counter()
+    nl.dequantize(capture.reexposed, quantization=capture.quantization, model=generator,
+                  device="cpu", tile=tile)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Synthetic training pairs made on the fly from ordinary images (METHOD.md section 2).
+
+Each pair: a random crop of a normal image ``J`` (gray; colour images give one
+channel at random, since the model restores each channel on its own), flipped and
+rotated, captured with random light (``k`` log-uniform), gamma ratio, noise, bit
+depth and, half of the time, an uneven dimming field.  The network sees the
+re-exposed image and its per-pixel quantization step; the losses also need the
+dark levels, ``k``, ``r``, the noise and ``q``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..dimming import smooth_random_field, vignette
+from ..formation import degrade
+
+__all__ = ["PairSettings", "load_images", "make_batch", "make_pair", "test_set_images"]
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """Ranges the training pairs are drawn from."""
+
+    crop: int = 64
+    k_range: tuple[float, float] = (1 / 64, 1 / 2)
+    r_range: tuple[float, float] = (1.0, 1.8)
+    sigma_range: tuple[float, float] = (0.0, 1.0)
+    bits_choices: tuple[int, ...] = (8, 8, 8, 10, 12, 14, 16)  # 8 bits half the time
+    dimming_probability: float = 0.5
+
+
+def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
+    """Every PNG/JPEG/TIFF in ``folders`` (recursively) as float images in [0, 1].
+
+    Colour images keep their channels (a channel is picked per pair); images smaller
+    than ``min_side`` are skipped.
+    """
+    from ..io import read_image
+
+    images = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise FileNotFoundError(f"no such data folder: {folder}")
+        files = [folder] if folder.is_file() else sorted(
+            p for p in folder.rglob("*")
+            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+        for path in files:
+            try:
+                array = read_image(path)
+            except ValueError:
+                continue  # not an image after all (or corrupt): skip, do not stop training
+            if array.ndim == 3 and array.shape[-1] == 4:
+                array = array[..., :3]
+            if array.ndim not in (2, 3) or min(array.shape[:2]) < min_side:
+                continue
+            scale = np.iinfo(array.dtype).max if array.dtype.kind in "iu" else 1.0
+            images[str(path)] = np.clip(array.astype(np.float32) / scale, 0, 1)
+    return images
+
+
+def test_set_images() -> dict[str, np.ndarray]:
+    """scikit-image's bundled natural images (no download), float32 in [0, 1]."""
+    from skimage import data as skdata
+
+    names = ["astronaut", "camera", "coffee", "chelsea", "coins", "moon", "page", "text",
+             "rocket", "brick", "grass", "gravel", "immunohistochemistry",
+             "hubble_deep_field", "retina", "cell", "logo", "colorwheel"]
+    images = {}
+    for name in names:
+        array = np.asarray(getattr(skdata, name)())
+        if array.ndim == 3 and array.shape[-1] == 4:
+            array = array[..., :3]
+        scale = np.iinfo(array.dtype).max if array.dtype.kind in "iu" else 1.0
+        images[f"skimage:{name}"] = np.clip(array.astype(np.float32) / scale, 0, 1)
+    return images
+
+
+def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSettings) -> dict:
+    """One training pair from ``image`` (gray or colour float in [0, 1])."""
+    size = settings.crop
+    rows, cols = image.shape[:2]
+    y = int(rng.integers(0, rows - size + 1))
+    x = int(rng.integers(0, cols - size + 1))
+    crop = image[y:y + size, x:x + size]
+    if crop.ndim == 3:
+        crop = crop[..., int(rng.integers(0, crop.shape[-1]))]
+    crop = np.rot90(crop, int(rng.integers(0, 4)))
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    crop = np.ascontiguousarray(crop, dtype=np.float64)
+    k = float(np.exp(rng.uniform(np.log(settings.k_range[0]), np.log(settings.k_range[1]))))
+    r = float(rng.uniform(*settings.r_range))
+    sigma = float(rng.uniform(*settings.sigma_range))
+    bits = int(rng.choice(settings.bits_choices))
+    dimming = None
+    if rng.random() < settings.dimming_probability:
+        if rng.random() < 0.5:
+            dimming = smooth_random_field((size, size), darkest=float(rng.uniform(0.2, 0.9)),
+                                          seed=rng)
+        else:
+            centre = (float(rng.uniform(0, size)), float(rng.uniform(0, size)))
+            dimming = vignette((size, size), darkest=float(rng.uniform(0.2, 0.9)),
+                               center=centre)
+    capture = degrade(crop, k=k, r=r, sigma=sigma, bits=bits, dimming=dimming, seed=rng,
+                      return_noise=True)
+    quant = capture.quantization
+    k_map = np.broadcast_to(quant.k, crop.shape)
+    return {
+        "input": capture.reexposed.astype(np.float32),
+        "step": quant.interval_width.astype(np.float32),
+        "target": crop.astype(np.float32),
+        "dark": capture.dark.astype(np.float32),
+        "k": k_map.astype(np.float32),
+        "r": np.float32(r),
+        "noise": (np.zeros_like(crop) if capture.noise is None else capture.noise).astype(
+            np.float32),
+        "q": np.float32(capture.q),
+        "lower": quant.bounds()[0].astype(np.float32),
+        "upper": quant.bounds()[1].astype(np.float32),
+    }
+
+
+def make_batch(images: list[np.ndarray], rng: np.random.Generator, size: int,
+               settings: PairSettings) -> dict:
+    """``size`` pairs stacked into arrays of shape (size, 1, crop, crop) (scalars: (size,))."""
+    pairs = [make_pair(images[int(rng.integers(0, len(images)))], rng, settings)
+             for _ in range(size)]
+    batch = {}
+    for key in pairs[0]:
+        stacked = np.stack([pair[key] for pair in pairs])
+        batch[key] = stacked[:, None] if stacked.ndim == 3 else stacked
+    return batch

@@ -1,0 +1,158 @@
+"""``dequantize()``: restore the detail a re-exposed image lost to quantization.
+
+The image is cut into planes (channels and leading axes) of shape (rows, cols),
+each plane into tiles with a halo of at least the network's receptive field, so
+tiled and whole-image inference agree; the residual is added, the result clipped
+to [0, 1] and, when the quantization is known, projected into each pixel's
+interval so it stays faithful to the capture.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from .._validation import as_float_image, check_channel_axis
+from ..quantization import Quantization
+from .networks import Generator
+from .weights import load_generator
+
+__all__ = ["DEFAULT_MODEL", "dequantize", "resolve_device"]
+
+#: The model used when none is named.
+DEFAULT_MODEL = "default"
+
+
+def resolve_device(device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from None
+
+
+def _tiles(length: int, tile: int):
+    start = 0
+    while start < length:
+        yield start, min(start + tile, length)
+        start += tile
+
+
+@torch.no_grad()
+def _run_plane(generator: Generator, plane: np.ndarray, step: np.ndarray | None, device,
+               tile: int | None) -> np.ndarray:
+    """Residual for one (rows, cols) plane, tile by tile with a halo."""
+    rows, cols = plane.shape
+    halo = generator.receptive_field // 2 + 1
+    tile = max(rows, cols) if tile is None else tile
+    out = np.empty((rows, cols), dtype=np.float32)
+    autocast = device.type == "cuda"
+    for y0, y1 in _tiles(rows, tile):
+        for x0, x1 in _tiles(cols, tile):
+            ya, yb = max(0, y0 - halo), min(rows, y1 + halo)
+            xa, xb = max(0, x0 - halo), min(cols, x1 + halo)
+            # reflect-pad so the borders of the image see the same context tiled or not
+            window = torch.from_numpy(np.ascontiguousarray(plane[ya:yb, xa:xb]))[None, None]
+            inputs = [window.to(device)]
+            if generator.conditioned:
+                inputs.append(torch.from_numpy(
+                    np.ascontiguousarray(step[ya:yb, xa:xb]))[None, None].to(device))
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                enabled=autocast):
+                residual = generator(*inputs)
+            residual = residual.float().cpu().numpy()[0, 0]
+            out[y0:y1, x0:x1] = residual[y0 - ya: y1 - ya, x0 - xa: x1 - xa]
+    return out
+
+
+def dequantize(image, *, quantization: Quantization | None = None, model=None,
+               device="auto", tile: int | None = None, project: bool = True,
+               channel_axis: int | None = None, progress=None) -> np.ndarray:
+    """Estimate the detail lost to quantization in a re-exposed (or LAIC-enhanced) image.
+
+    Parameters
+    ----------
+    image : array_like
+        The re-exposed image ``Jt``, float in [0, 1] (``degrade(...).reexposed`` or
+        ``laic(...).enhanced``): gray, colour with ``channel_axis``, or a stack.
+    quantization : Quantization, optional
+        Its quantization (``.quantization`` of those results).  Needed by conditioned
+        models (the default) and for the projection.
+    model : str, Generator or None
+        A shipped model's name (``available_models()``), a ``.safetensors`` path, a
+        :class:`Generator`, or None for the default model.
+    device : "auto", "cpu", "cuda", ...
+        "auto" takes CUDA (with bfloat16 autocast) when available.
+    tile : int, optional
+        Tile side in pixels (each tile gets a halo of the receptive field, so the
+        result does not depend on it); None processes each plane whole.
+    project : bool
+        Clip every pixel into its quantization interval (needs ``quantization``).
+    channel_axis : int or None
+        Colour axis; each channel is restored on its own.
+    progress : callable, optional
+        ``progress(done, total)`` after each plane.
+
+    Returns
+    -------
+    ndarray of float32, the input's shape, in [0, 1]
+    """
+    array = np.asarray(image) if not isinstance(image, (str, bytes)) else image
+    if not hasattr(array, "shape"):
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    channel_axis = check_channel_axis(array.shape, channel_axis)
+    values = as_float_image(array)
+    if quantization is not None:
+        if not isinstance(quantization, Quantization):
+            raise TypeError("quantization must be a napari_lowlight.Quantization, got "
+                            f"{type(quantization).__name__}")
+        if quantization.shape != values.shape:
+            raise ValueError(f"quantization shape {quantization.shape} does not match the "
+                             f"image's {values.shape}")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)
+                             or tile < 8):
+        raise ValueError(f"tile must be an integer >= 8 or None, got {tile!r}")
+    if project and quantization is None:
+        raise ValueError("project=True needs the quantization; pass quantization= or "
+                         "project=False")
+    if isinstance(model, Generator):
+        generator = model.eval()
+    else:
+        generator = load_generator(DEFAULT_MODEL if model is None else model)
+    if generator.channels != 1:
+        raise ValueError("this dequantize() restores channels one by one: use a 1-channel model")
+    if generator.conditioned and quantization is None:
+        raise ValueError("this model is conditioned on the quantization step: pass "
+                         "quantization= (from degrade(...) or laic(...))")
+    device = resolve_device(device)
+    generator = generator.to(device)
+    step = quantization.interval_width if quantization is not None else None
+
+    # planes: channels last, then every leading axis flattened
+    moved = values if channel_axis is None else np.moveaxis(values, channel_axis, -1)
+    moved_step = None if step is None else (
+        step if channel_axis is None else np.moveaxis(step, channel_axis, -1))
+    if channel_axis is not None:
+        moved = np.moveaxis(moved, -1, 0)
+        moved_step = None if moved_step is None else np.moveaxis(moved_step, -1, 0)
+    shape = moved.shape
+    planes = moved.reshape((-1,) + shape[-2:]).astype(np.float32)
+    steps = None if moved_step is None else moved_step.reshape((-1,) + shape[-2:]).astype(
+        np.float32)
+    restored = np.empty_like(planes)
+    for index in range(planes.shape[0]):
+        residual = _run_plane(generator, planes[index],
+                              None if steps is None else steps[index], device, tile)
+        restored[index] = planes[index] + residual
+        if progress is not None:
+            progress(index + 1, planes.shape[0])
+    restored = np.clip(restored, 0.0, 1.0).reshape(shape)
+    if channel_axis is not None:
+        restored = np.moveaxis(np.moveaxis(restored, 0, -1), -1, channel_axis)
+    if project:
+        restored = quantization.project(restored.astype(np.float64))
+    return restored.astype(np.float32)

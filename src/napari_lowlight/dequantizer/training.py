@@ -1,0 +1,218 @@
+"""Training the dequantizer on synthetic pairs, in resumable chunks.
+
+Two phases (METHOD.md section 3, Decision): pretraining with a pixel loss plus the
+quasi-l-infinity barrier, then adversarial fine-tuning (``L_G = pixel + L_inf +
+lambda * L_adv``).  Everything that decides the next step (weights, optimiser
+moments, step counter, NumPy and torch random states) is checkpointed, so a run
+cut into chunks of a few minutes gives the same weights as one uninterrupted run.
+Checkpoints are our own files, read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import PairSettings, make_batch
+from .losses import (
+    adversarial_discriminator_loss,
+    adversarial_generator_loss,
+    pixel_loss,
+    quasi_linf_loss,
+)
+from .networks import Discriminator, Generator
+from .weights import save_generator
+
+__all__ = ["TrainConfig", "train", "validation_batch", "validate"]
+
+VALIDATION_SEED = 12345
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (stored in the run folder)."""
+
+    depth: int = 6
+    width: int = 32
+    conditioned: bool = True
+    batch: int = 16
+    steps: int = 2000
+    pretrain_steps: int = 1500  # adversarial fine-tuning after this step
+    learning_rate: float = 2e-4
+    linf_weight: float = 0.1
+    adversarial_weight: float = 1e-3
+    pixel: str = "l1"
+    seed: int = 0
+    validate_every: int = 250
+    checkpoint_every: int = 250
+    validation_pairs: int = 64
+    pairs: PairSettings = field(default_factory=PairSettings)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["pairs"] = asdict(self.pairs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        pairs = data.pop("pairs", {})
+        pairs = {key: tuple(value) if isinstance(value, list) else value
+                 for key, value in pairs.items()}
+        return cls(**data, pairs=PairSettings(**pairs))
+
+
+def _tensors(batch: dict, device) -> dict:
+    out = {}
+    for key, value in batch.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if tensor.ndim == 1:  # per-image scalars broadcast over (N, 1, H, W)
+            tensor = tensor[:, None, None, None]
+        out[key] = tensor.to(device)
+    return out
+
+
+def validation_batch(images: list[np.ndarray], config: TrainConfig) -> dict:
+    """The fixed validation pairs: same images, same seed, every run."""
+    rng = np.random.default_rng(VALIDATION_SEED)
+    return make_batch(images, rng, config.validation_pairs, config.pairs)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+
+
+def _project(image, lower, upper, margin=0.05):
+    width = upper - lower
+    return np.clip(image, lower + margin * width, upper - margin * width)
+
+
+@torch.no_grad()
+def validate(generator: Generator, batch: dict, device) -> dict:
+    """PSNR of Jt, of the classic baseline (smooth + project) and of the model; consistency."""
+    from scipy.ndimage import gaussian_filter
+
+    generator.eval()
+    data = _tensors(batch, device)
+    step = data["step"] if generator.conditioned else None
+    restored = (data["input"] + generator(data["input"], step)).clamp(0, 1).cpu().numpy()
+    target, lower, upper = batch["target"], batch["lower"], batch["upper"]
+    smooth = np.stack([gaussian_filter(image, (0, 1.5, 1.5), mode="nearest")
+                       for image in batch["input"]])
+    inside = (restored >= lower) & ((restored < upper) | (upper >= 1.0))
+    generator.train()
+    return {
+        "psnr_reexposed": _psnr(batch["input"], target),
+        "psnr_classic": _psnr(_project(smooth, lower, upper), target),
+        "psnr_model": _psnr(restored, target),
+        "psnr_model_projected": _psnr(_project(restored, lower, upper), target),
+        "interval_consistency_model": float(inside.mean()),
+    }
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a run killed while saving keeps the previous checkpoint
+
+
+def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir, *,
+          config: TrainConfig | None = None, device="cpu", max_seconds: float | None = None,
+          max_steps: int | None = None, progress=None, log=print) -> dict:
+    """Train (or resume) a run in ``out_dir``; stop at ``config.steps``, after ``max_seconds``
+    or after ``max_steps`` steps in this call (a chunk: run again to continue).
+
+    Returns the last validation metrics.  ``out_dir`` receives ``config.json``,
+    ``checkpoint.pt`` (resumable), ``history.jsonl`` (validation curve) and
+    ``generator.safetensors`` (the latest weights).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path, checkpoint_path = out_dir / "config.json", out_dir / "checkpoint.pt"
+    if config_path.exists():
+        stored = TrainConfig.from_json(json.loads(config_path.read_text()))
+        if config is not None and config.to_json() != stored.to_json():
+            raise ValueError(f"{out_dir} holds a run with another configuration; "
+                             "use a new folder or the same settings")
+        config = stored
+    else:
+        config = config or TrainConfig()
+        config_path.write_text(json.dumps(config.to_json(), indent=2))
+    if not train_images or not val_images:
+        raise ValueError("training needs at least one training and one validation image")
+
+    torch.manual_seed(config.seed)
+    generator = Generator(1, config.depth, config.width, config.conditioned).to(device)
+    critic = Discriminator(1, width=max(8, config.width // 2)).to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.9, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
+    rng = np.random.default_rng(config.seed)
+    step = 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
+        generator.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed {out_dir} at step {step}")
+    val_batch = validation_batch(val_images, config)
+    started = time.perf_counter()
+    first_step = step
+    metrics: dict = {}
+
+    def checkpoint():
+        _save_checkpoint(checkpoint_path, {
+            "generator": generator.state_dict(), "critic": critic.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
+            "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+        })
+        save_generator(generator, out_dir / "generator.safetensors",
+                       extra={"step": step, "metrics": metrics})
+
+    generator.train()
+    critic.train()
+    while step < config.steps:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
+        if max_steps is not None and step - first_step >= max_steps:
+            break
+        data = _tensors(make_batch(train_images, rng, config.batch, config.pairs), device)
+        step_map = data["step"] if config.conditioned else None
+        restored = data["input"] + generator(data["input"], step_map)
+        loss = pixel_loss(restored, data["target"], config.pixel)
+        loss = loss + config.linf_weight * quasi_linf_loss(
+            restored, data["dark"], data["k"], data["r"], data["noise"], data["q"])
+        adversarial = step >= config.pretrain_steps
+        if adversarial:
+            loss = loss + config.adversarial_weight * adversarial_generator_loss(
+                critic(restored))
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        if adversarial:
+            d_loss = adversarial_discriminator_loss(critic(data["target"]),
+                                                    critic(restored.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        step += 1
+        if progress is not None:
+            progress(step, config.steps, float(loss))
+        if step % config.validate_every == 0 or step == config.steps:
+            metrics = {"step": step, **validate(generator, val_batch, device)}
+            with open(out_dir / "history.jsonl", "a") as history:
+                history.write(json.dumps(metrics) + "\n")
+            log(json.dumps(metrics))
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+    checkpoint()
+    return metrics

@@ -1,0 +1,92 @@
+"""The "Dequantize" dock widget: the trained network on a re-exposed or LAIC-enhanced layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+
+from ..quantization import Quantization, quantize_levels
+from ._layers import derived_layer_kwargs
+from ._step_widget import StepWidget
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["DequantizeWidget"]
+
+OUTPUT_LAYER = "dequantized"
+
+
+def _model_names():
+    from ..dequantizer.weights import available_models
+
+    return list(available_models()) or ["default"]
+
+
+class DequantizeWidget(StepWidget):
+    """Runs :func:`napari_lowlight.dequantize` on an image layer, adding ``"dequantized"``.
+
+    The quantization comes from the layer's ``metadata["quantization"]`` (written by
+    "Simulate low light" and "Compensate illumination"); for other layers it is
+    rebuilt from the light level, gamma ratio and bits set here.  Planes (channels,
+    z, t) are restored one by one with progress; Cancel stops between planes.
+    """
+
+    title = "Dequantize"
+    run_text = "Dequantize"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self.model = ComboBox(label="model", choices=_model_names())
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.tile = SpinBox(label="tile (px, 0 = whole)", value=0, min=0, max=8192, step=64)
+        self.project = CheckBox(text="stay inside the quantization intervals", value=True)
+        self.k = FloatSpinBox(label="k (no metadata)", value=1 / 30, min=0.001, max=1.0,
+                              step=0.001, tooltip="used only when the layer has no quantization")
+        self.r = FloatSpinBox(label="r (no metadata)", value=1.3, min=0.1, max=5.0, step=0.05)
+        self.bits = SpinBox(label="bits (no metadata)", value=8, min=1, max=16)
+        super().__init__(viewer, [self.model, self.device, self.tile, self.project,
+                                  self.k, self.r, self.bits])
+
+    def parameters(self) -> dict:
+        device = self.device.value
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("no CUDA device here: choose auto or cpu")
+        return {"model": self.model.value, "device": device,
+                "tile": int(self.tile.value) or None, "project": bool(self.project.value),
+                "k": float(self.k.value), "r": float(self.r.value), "bits": int(self.bits.value)}
+
+    def compute(self, data, channel_axis, params, report):
+        from ..pipeline import dequantize
+
+        layer_quantization = getattr(self.image.value, "metadata", {}).get("quantization")
+        quantization = layer_quantization
+        if not isinstance(quantization, Quantization) or quantization.shape != data.shape:
+            from .._validation import as_float_image
+
+            values = as_float_image(data)
+            levels = quantize_levels(params["k"] * values ** params["r"], params["bits"])
+            quantization = Quantization(levels, k=params["k"], r=params["r"],
+                                        bits=params["bits"])
+        report(0, 1)
+        restored = dequantize(data, quantization=quantization, model=params["model"],
+                              device=params["device"], tile=params["tile"],
+                              project=params["project"], channel_axis=channel_axis,
+                              progress=report)
+        return restored, quantization
+
+    def add_layers(self, source, result, params: dict) -> str:
+        restored, quantization = result
+        self._viewer.add_image(
+            restored, name=OUTPUT_LAYER, contrast_limits=(0.0, 1.0),
+            metadata={"quantization": quantization,
+                      "napari_lowlight": {"step": "dequantize", "source_layer": source.name,
+                                          **params}},
+            **derived_layer_kwargs(source),
+        )
+        change = float(np.abs(restored - np.asarray(source.data, dtype=np.float32)).mean())
+        return f"done: mean change {change:.4f}"

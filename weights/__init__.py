@@ -1,0 +1,1 @@
+"""Shipped dequantizer weights, installed as ``napari_lowlight.weights`` (see README.md)."""
