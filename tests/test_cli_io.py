@@ -167,7 +167,8 @@ def test_train_and_export_commands(tmp_path, capsys):
         iio.imwrite(folder / f"img{index}.png", photo[index * 40: index * 40 + 120, :160])
     run = tmp_path / "run"
     args = ["train", "--data", str(folder), "--validation", str(folder / "img2.png"),
-            "--out", str(run), "--steps", "4", "--depth", "1", "--width", "8", "--batch", "2",
+            "--out", str(run), "--steps", "4", "--pretrain-steps", "2", "--depth", "1",
+            "--width", "8", "--batch", "2",
             "--crop", "32", "--device", "cpu"]
     assert main(args) == 0
     assert (run / "checkpoint.pt").is_file() and (run / "generator.safetensors").is_file()
@@ -180,3 +181,7 @@ def test_train_and_export_commands(tmp_path, capsys):
     assert registry["tiny"]["architecture"]["depth"] == 1
     assert "Validation curve" in (weights / "tiny.md").read_text()
     assert load_generator("tiny", folder=weights).depth == 1
+    assert main(["export", str(run), "--name", "tiny-pre", "--phase", "pretrained",
+                 "--weights-dir", str(weights)]) == 0
+    registry = json.loads((weights / "models.json").read_text())
+    assert registry["tiny-pre"]["phase"] == "pretrained" and "tiny" in registry

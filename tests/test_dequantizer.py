@@ -156,6 +156,11 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
     history = (tmp_path / "chunks" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in history] == [2, 4, 6]
+    # the generator before adversarial fine-tuning (step 3) is kept beside the final one
+    pretrained = load_generator(tmp_path / "chunks" / "generator_pretrained.safetensors")
+    changed = any(not torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(),
+                                                         resumed.state_dict().values()))
+    assert changed
 
 
 def test_loss_falls_on_a_fixed_batch():

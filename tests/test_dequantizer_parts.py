@@ -21,6 +21,10 @@ def test_generator_shapes_residual_and_receptive_field():
     net = Generator(channels=3, depth=2, width=8, conditioned=True).eval()
     image = torch.rand(2, 3, 20, 24)
     step = torch.full((2, 1, 20, 24), 0.01)
+    # a new generator is the identity (zero residual) until trained
+    assert torch.count_nonzero(net(image, step)) == 0
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.1)
     out = net(image, step)
     assert out.shape == image.shape
     assert net.receptive_field == 13

@@ -149,6 +149,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run", type=Path, metavar="RUN")
     ex.add_argument("--name", default="default")
     ex.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    ex.add_argument("--phase", choices=("final", "pretrained"), default="final",
+                    help="the fine-tuned generator (default) or the one before fine-tuning")
 
     demo = sub.add_parser(
         "demo",
@@ -383,7 +385,7 @@ def _run_train(args) -> int:
 def _run_export(args) -> int:
     from .dequantizer.export import export_run
 
-    path = export_run(args.run, args.weights_dir, name=args.name)
+    path = export_run(args.run, args.weights_dir, name=args.name, phase=args.phase)
     print(f"wrote {path} and its model card; registered as {args.name!r}")
     return 0
 

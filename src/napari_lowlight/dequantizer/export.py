@@ -19,10 +19,17 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def export_run(run_dir, weights_dir, *, name: str = "default") -> Path:
-    """Copy ``run_dir``'s generator to ``weights_dir/NAME.safetensors`` with its model card."""
+def export_run(run_dir, weights_dir, *, name: str = "default",
+               phase: str = "final") -> Path:
+    """Copy ``run_dir``'s generator to ``weights_dir/NAME.safetensors`` with its model card.
+
+    ``phase``: "final" (after adversarial fine-tuning) or "pretrained" (before it).
+    """
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
-    source = run_dir / "generator.safetensors"
+    if phase not in ("final", "pretrained"):
+        raise ValueError(f"phase must be 'final' or 'pretrained', got {phase!r}")
+    source = run_dir / ("generator.safetensors" if phase == "final"
+                        else "generator_pretrained.safetensors")
     if not source.is_file():
         raise FileNotFoundError(f"{run_dir} has no generator.safetensors: train it first")
     generator = load_generator(source)
@@ -31,6 +38,8 @@ def export_run(run_dir, weights_dir, *, name: str = "default") -> Path:
                if line.strip()] if (run_dir / "history.jsonl").exists() else []
     data = json.loads((run_dir / "data.json").read_text()) if (
         run_dir / "data.json").exists() else {}
+    if phase == "pretrained":
+        history = [h for h in history if h["step"] <= config["pretrain_steps"]]
     last = history[-1] if history else {}
     target = weights_dir / f"{name}.safetensors"
     sha256 = save_generator(generator, target, extra={"run": str(run_dir), "metrics": last})
@@ -39,6 +48,7 @@ def export_run(run_dir, weights_dir, *, name: str = "default") -> Path:
         "parameters": int(sum(p.numel() for p in generator.parameters())),
         "receptive_field": generator.receptive_field,
         "steps": last.get("step"),
+        "phase": phase,
         "validation": {k: v for k, v in last.items() if k != "step"},
         "training": {key: config[key] for key in
                      ("batch", "steps", "pretrain_steps", "learning_rate", "linf_weight",
@@ -63,8 +73,9 @@ def export_run(run_dir, weights_dir, *, name: str = "default") -> Path:
   {card['architecture']['conditioned']}; {card['parameters']} parameters; receptive field
   {card['receptive_field']} px. One channel: colour images are restored channel by channel.
 - Training: {card['steps']} steps of batch {card['training']['batch']}
-  (pixel loss {card['training']['pixel']} + quasi-l-infinity; adversarial fine-tuning from step
-  {card['training']['pretrain_steps']}, weight {card['training']['adversarial_weight']}),
+  (pixel loss {card['training']['pixel']} + 0.1 x quasi-l-infinity; adversarial fine-tuning from
+  step {card['training']['pretrain_steps']}, weight {card['training']['adversarial_weight']});
+  this file is the {phase} generator{' (before fine-tuning)' if phase == 'pretrained' else ''},
   seed {card['training']['seed']}, on {len(data.get('training', []))} images:
   {', '.join(data.get('training', []))}.
 - Validation (never trained on): {', '.join(data.get('validation', []))}; the fixed

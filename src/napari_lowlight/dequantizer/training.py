@@ -129,8 +129,9 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     or after ``max_steps`` steps in this call (a chunk: run again to continue).
 
     Returns the last validation metrics.  ``out_dir`` receives ``config.json``,
-    ``checkpoint.pt`` (resumable), ``history.jsonl`` (validation curve) and
-    ``generator.safetensors`` (the latest weights).
+    ``checkpoint.pt`` (resumable), ``history.jsonl`` (validation curve),
+    ``generator.safetensors`` (the latest weights) and, once adversarial fine-tuning starts,
+    ``generator_pretrained.safetensors`` (the weights before it).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +207,7 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
             opt_d.step()
         step += 1
         if progress is not None:
-            progress(step, config.steps, float(loss))
+            progress(step, config.steps, float(loss.detach()))
         if step % config.validate_every == 0 or step == config.steps:
             metrics = {"step": step, **validate(generator, val_batch, device)}
             with open(out_dir / "history.jsonl", "a") as history:
@@ -214,5 +215,9 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
             log(json.dumps(metrics))
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
+        if step == config.pretrain_steps:
+            # the pretrained generator is kept beside the fine-tuned one (METHOD.md: report both)
+            save_generator(generator, out_dir / "generator_pretrained.safetensors",
+                           extra={"step": step, "metrics": metrics})
     checkpoint()
     return metrics
