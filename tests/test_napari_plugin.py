@@ -242,7 +242,7 @@ def test_compare_widget_adds_each_method_in_grid(make_napari_viewer, qtbot, erro
     wait_for_job(qtbot, widget)
     assert errors == []
     assert [lay.name for lay in viewer.layers] == [
-        "dark", "clahe", "lime", "octm", "laic", "laic+smooth_project"]
+        "dark", "clahe", "lime", "octm", "laic", "laic+smooth_project", "laic+dequantizer"]
     np.testing.assert_allclose(viewer.layers["clahe"].data, clahe(dark))
     canvas = getattr(viewer, "canvas", None)
     grid = canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid

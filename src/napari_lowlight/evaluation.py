@@ -6,8 +6,9 @@ k = 1/5, r = 1.5, vignette), then every method runs:
 
 - baselines (CLAHE, LIME, OCTM, SRIE) on the dark capture, as the paper runs them;
 - ``reexposed``: Eq. 7 by itself; ``smooth_project``: the classic dequantizer on it;
-- the project's pipeline: ``laic`` (and ``laic+smooth_project``, LAIC followed by the
-  classic dequantizer) — the dequantizer network joins when it lands.
+- the project's own: ``dequantizer`` (the shipped network on the re-exposed image, the
+  paper's answer to the global setting), ``laic``, and ``laic+dequantizer`` (the paper's
+  pipeline for real and uneven light; ``laic+smooth_project`` with the classic step).
 
 Scores against the normally exposed original: PSNR, SSIM, lightness-order error, and
 interval consistency where the output has a quantization to be consistent with.
@@ -57,6 +58,22 @@ def _laic_smooth(capture: DegradedImage, axis, cache):
     return smooth_project(enhanced, quantization, channel_axis=axis), quantization
 
 
+def _dequantizer(capture: DegradedImage, axis, cache):
+    from .pipeline import dequantize
+
+    restored = dequantize(capture.reexposed, quantization=capture.quantization,
+                          channel_axis=axis, device="cpu")
+    return restored, capture.quantization
+
+
+def _laic_dequantizer(capture: DegradedImage, axis, cache):
+    from .pipeline import dequantize
+
+    enhanced, quantization = _laic(capture, axis, cache)
+    return dequantize(enhanced, quantization=quantization, channel_axis=axis,
+                      device="cpu"), quantization
+
+
 def _baseline(function):
     def run(capture: DegradedImage, axis, cache):
         return function(capture.dark, channel_axis=axis), None
@@ -71,8 +88,10 @@ METHODS: dict[str, Callable] = {
     "reexposed": _reexposed,
     "smooth_project": _smooth,
     **{name: _baseline(function) for name, function in BASELINES.items()},
+    "dequantizer": _dequantizer,
     "laic": _laic,
     "laic+smooth_project": _laic_smooth,
+    "laic+dequantizer": _laic_dequantizer,
 }
 
 
@@ -154,7 +173,7 @@ def evaluate(images: dict, *, settings=("global", "local"), methods=None, out_di
 
 
 #: Methods that need only the dark image (no synthetic capture): used on real dim images.
-REAL_METHODS = [*BASELINES, "laic", "laic+smooth_project"]
+REAL_METHODS = [*BASELINES, "laic", "laic+smooth_project", "laic+dequantizer"]
 
 
 def enhance_real(images: dict, *, methods=None, out_dir, progress=None) -> list[dict]:
@@ -181,6 +200,11 @@ def enhance_real(images: dict, *, methods=None, out_dir, progress=None) -> list[
                 output, quantization = cache["laic"]
                 if method == "laic+smooth_project":
                     output = smooth_project(output, quantization, channel_axis=axis)
+                elif method == "laic+dequantizer":
+                    from .pipeline import dequantize
+
+                    output = dequantize(output, quantization=quantization, channel_axis=axis,
+                                        device="cpu")
             rows.append({"image": name, "method": method,
                          "seconds": time.perf_counter() - start,
                          "mean_brightness": float(np.mean(output))})

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["CompareWidget"]
 
 #: Methods that work on a dark image alone, in the order they are run and shown.
-COMPARE_METHODS = [*BASELINES, "laic", "laic+smooth_project"]
+COMPARE_METHODS = [*BASELINES, "laic", "laic+smooth_project", "laic+dequantizer"]
 
 
 class CompareWidget(StepWidget):
@@ -52,8 +52,17 @@ class CompareWidget(StepWidget):
             else:
                 if laic_result is None:
                     laic_result = laic(data, channel_axis=channel_axis)
-                outputs[name] = laic_result.enhanced if name == "laic" else smooth_project(
-                    laic_result.enhanced, laic_result.quantization, channel_axis=channel_axis)
+                if name == "laic":
+                    outputs[name] = laic_result.enhanced
+                elif name == "laic+smooth_project":
+                    outputs[name] = smooth_project(laic_result.enhanced, laic_result.quantization,
+                                                   channel_axis=channel_axis)
+                else:
+                    from ..pipeline import dequantize
+
+                    outputs[name] = dequantize(laic_result.enhanced,
+                                               quantization=laic_result.quantization,
+                                               channel_axis=channel_axis)
             report(done, len(methods))
         return outputs
 
