@@ -10,7 +10,6 @@ Run:  .venv/bin/python benchmarks/bench_baselines.py [--megapixels 0.25 1] [--re
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from _machine import machine_line

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from .._validation import as_float_image, check_channel_axis
 
-__all__ = ["as_value_image", "difference_operators", "with_value"]
+__all__ = ["as_value_image", "difference_operators", "solve_spd", "with_value"]
 
 
 def as_value_image(image, channel_axis):
@@ -48,3 +48,15 @@ def difference_operators(shape):
     vertical = sp.kron(forward(rows), sp.identity(cols), format="csr")
     horizontal = sp.kron(sp.identity(rows), forward(cols), format="csr")
     return vertical, horizontal
+
+
+def solve_spd(system, rhs, guess, *, name: str):
+    """Solve a sparse symmetric positive definite system by Jacobi-preconditioned CG."""
+    from scipy.sparse.linalg import cg
+
+    system = system.tocsr()
+    preconditioner = sp.diags(1.0 / system.diagonal())
+    solution, info = cg(system, rhs, x0=guess, rtol=1e-6, maxiter=1000, M=preconditioner)
+    if info < 0:
+        raise RuntimeError(f"{name}: conjugate gradients broke down")
+    return solution

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
-from scipy.sparse.linalg import cg
 
 from .._validation import check_real
-from ._common import as_value_image, difference_operators, with_value
+from ._common import as_value_image, difference_operators, solve_spd, with_value
 
 __all__ = ["lime", "lime_illumination"]
 
@@ -30,12 +29,7 @@ def lime_illumination(initial, *, alpha: float = 0.15, sigma: float = 2.0,
         gradient = (operator @ t_hat).reshape(shape)
         weight = 1.0 / (np.abs(gaussian_filter(gradient, sigma)) + epsilon)
         system = system + alpha * (operator.T @ sp.diags(weight.ravel()) @ operator)
-    system = system.tocsr()
-    preconditioner = sp.diags(1.0 / system.diagonal())
-    solution, info = cg(system, t_hat, x0=t_hat, rtol=1e-6, maxiter=1000, M=preconditioner)
-    if info < 0:
-        raise RuntimeError("LIME: conjugate gradients broke down")
-    return solution.reshape(shape)
+    return solve_spd(system, t_hat, t_hat, name="LIME").reshape(shape)
 
 
 def lime(image, *, channel_axis=None, alpha: float = 0.15, gamma: float = 0.8,

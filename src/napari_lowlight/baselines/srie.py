@@ -7,22 +7,11 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
-from scipy.sparse.linalg import cg
 
 from .._validation import check_real
-from ._common import as_value_image, difference_operators, with_value
+from ._common import as_value_image, difference_operators, solve_spd, with_value
 
 __all__ = ["srie", "srie_decompose"]
-
-
-def _solve(system, rhs, guess):
-    """Conjugate gradients (the systems are symmetric positive definite), Jacobi-preconditioned."""
-    diagonal = system.diagonal()
-    preconditioner = sp.diags(1.0 / diagonal)
-    solution, info = cg(system, rhs, x0=guess, rtol=1e-6, maxiter=500, M=preconditioner)
-    if info < 0:
-        raise RuntimeError("SRIE: conjugate gradients broke down")
-    return solution
 
 
 def srie_decompose(value, *, alpha: float = 1e-3, beta: float = 1e-4, gamma: float = 0.1,
@@ -51,7 +40,8 @@ def srie_decompose(value, *, alpha: float = 1e-3, beta: float = 1e-4, gamma: flo
     for _ in range(iterations):
         # illumination step: (R^2 + alpha Lap + gamma I) L = R S + gamma L0
         system = sp.diags(reflectance**2) + alpha * laplacian + gamma * identity
-        illumination = _solve(system, reflectance * s + gamma * l0, illumination)
+        illumination = solve_spd(system, reflectance * s + gamma * l0, illumination,
+                                 name="SRIE")
         illumination = np.clip(np.maximum(illumination, s), 1e-3, 1.0)
         # reflectance step: (L^2 + beta D^T W D) R = L S, weights from the last R
         weighted = 0
@@ -59,7 +49,8 @@ def srie_decompose(value, *, alpha: float = 1e-3, beta: float = 1e-4, gamma: flo
             weight = 1.0 / (np.abs(operator @ reflectance) + epsilon)
             weighted = weighted + operator.T @ sp.diags(weight) @ operator
         system = sp.diags(illumination**2) + beta * weighted
-        reflectance = np.clip(_solve(system, illumination * s, reflectance), 0.0, 1.0)
+        reflectance = solve_spd(system, illumination * s, reflectance, name="SRIE")
+        reflectance = np.clip(reflectance, 0.0, 1.0)
     return reflectance.reshape(shape), illumination.reshape(shape)
 
 

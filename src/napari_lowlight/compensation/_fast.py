@@ -72,6 +72,7 @@ def solve_fast(
     xx = np.arange(cols)[None, :]
     levels = []
     gains = None
+    solved_labels = labels  # the partition the current gains belong to
     while True:
         remaining = time_limit - (time.perf_counter() - start)
         try:
@@ -81,9 +82,8 @@ def solve_fast(
                 raise
             # A finer level that does not finish in time: keep the last feasible level.
             levels.append({"block": block, "status": f"stopped: {exc}"})
-            labels = previous_labels
             break
-        gains, previous_labels = new_gains, labels
+        gains, solved_labels = new_gains, labels
         info = {**info, "block": block}
         levels.append(info)
         if progress is not None:
@@ -124,6 +124,6 @@ def solve_fast(
         key = np.where(in_marked, n_regions + sub, labels)
         _, labels = np.unique(key, return_inverse=True)
         labels = labels.reshape(rows, cols)
-    gain = gains[labels]
+    gain = gains[solved_labels]
     return gain, {"levels": levels, "regions": int(gains.size),
                   "seconds": time.perf_counter() - start}

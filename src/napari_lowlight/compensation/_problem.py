@@ -78,7 +78,6 @@ def rank_preservation(gain, luminance, *, radius: int, signs=None) -> float:
 
     Returns 1.0 when every pixel is a tie.
     """
-    xp = array_module(luminance)
     if signs is None:
         signs = local_signs(luminance, radius)
     enhanced = gain * luminance
