@@ -41,7 +41,8 @@ class DequantizeWidget(StepWidget):
         self.model = ComboBox(label="model", choices=_model_names())
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.tile = SpinBox(label="tile (px, 0 = auto)", value=0, min=0, max=8192, step=64,
-                            tooltip="0 picks 256 px on the CPU, 1024 on a GPU; tiles do not change the result")
+                            tooltip="0 picks 256 px on the CPU, 1024 on a GPU; "
+                            "tiles do not change the result")
         self.project = CheckBox(text="stay inside the quantization intervals", value=True)
         self.k = FloatSpinBox(label="k (no metadata)", value=1 / 30, min=0.001, max=1.0,
                               step=0.001, tooltip="used only when the layer has no quantization")
