@@ -14,7 +14,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb
 	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1
 PYTEST_ARGS ?=
 
-.PHONY: all install system-deps demo test clean
+.PHONY: all install system-deps demo test training-data clean
 
 all: test
 
@@ -43,6 +43,10 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Extra dequantizer training images: Debian wallpaper packages, unpacked under data/.
+training-data:
+	bash scripts/fetch_training_images.sh data/wallpapers
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info

@@ -34,10 +34,12 @@ class PairSettings:
 
 
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
-    """Every PNG/JPEG/TIFF in ``folders`` (recursively) as float images in [0, 1].
+    """Every PNG/JPEG/TIFF in ``folders`` (recursively), in its stored dtype.
 
-    Colour images keep their channels (a channel is picked per pair); images smaller
-    than ``min_side`` are skipped.
+    Integer images stay integers (a 4K wallpaper is 25 MB as uint8, 100 MB as
+    float32); each crop is scaled to [0, 1] when a pair is made.  Colour images keep
+    their channels (a channel is picked per pair); images smaller than ``min_side``
+    are skipped.
     """
     from ..io import read_image
 
@@ -58,8 +60,11 @@ def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
                 array = array[..., :3]
             if array.ndim not in (2, 3) or min(array.shape[:2]) < min_side:
                 continue
-            scale = np.iinfo(array.dtype).max if array.dtype.kind in "iu" else 1.0
-            images[str(path)] = np.clip(array.astype(np.float32) / scale, 0, 1)
+            if array.dtype.kind == "f":
+                array = np.clip(array.astype(np.float32), 0, 1)
+            elif array.dtype.kind not in "u":
+                continue  # signed or boolean data are not photographs
+            images[str(path)] = array
     return images
 
 
@@ -81,7 +86,7 @@ def test_set_images() -> dict[str, np.ndarray]:
 
 
 def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSettings) -> dict:
-    """One training pair from ``image`` (gray or colour float in [0, 1])."""
+    """One training pair from ``image`` (gray or colour; float in [0, 1] or unsigned integers)."""
     size = settings.crop
     rows, cols = image.shape[:2]
     y = int(rng.integers(0, rows - size + 1))
@@ -92,7 +97,8 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
     crop = np.rot90(crop, int(rng.integers(0, 4)))
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    crop = np.ascontiguousarray(crop, dtype=np.float64)
+    scale = float(np.iinfo(crop.dtype).max) if crop.dtype.kind in "iu" else 1.0
+    crop = np.ascontiguousarray(crop, dtype=np.float64) / scale
     k = float(np.exp(rng.uniform(np.log(settings.k_range[0]), np.log(settings.k_range[1]))))
     r = float(rng.uniform(*settings.r_range))
     sigma = float(rng.uniform(*settings.sigma_range))
