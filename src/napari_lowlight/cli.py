@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-import numpy as np
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +38,15 @@ def _channel_axis(text: str):
         raise argparse.ArgumentTypeError(
             f"channel axis must be 'auto', 'none' or an integer, got {text!r}"
         ) from None
+
+
+def _add_file_options(parser: argparse.ArgumentParser) -> None:
+    """--channel-axis and --overwrite, shared by the commands that turn a file into a file."""
+    parser.add_argument(
+        "--channel-axis", type=_channel_axis, default="auto",
+        help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -69,12 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="uneven light pattern (default none)",
     )
     deg.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
-    deg.add_argument(
-        "--channel-axis", type=_channel_axis, default="auto",
-        help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer",
-    )
-    deg.add_argument("--reexposed", type=Path, default=None, metavar="PATH", help="also write the re-exposed image here")
-    deg.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    deg.add_argument("--reexposed", type=Path, default=None, metavar="PATH",
+                     help="also write the re-exposed image here")
+    _add_file_options(deg)
 
     comp = sub.add_parser(
         "laic",
@@ -92,10 +96,9 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--max-gain", type=float, default=64.0, help="largest gain (default 64)")
     comp.add_argument("--shared-gain", action="store_true", help="one gain for every plane of a stack")
     comp.add_argument("--bits", type=int, default=None, help="bit depth of the capture (default: from the data)")
-    comp.add_argument("--channel-axis", type=_channel_axis, default="auto",
-                      help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer")
-    comp.add_argument("--gain", type=Path, default=None, metavar="PATH", help="also write the gain map (.tif)")
-    comp.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    comp.add_argument("--gain", type=Path, default=None, metavar="PATH",
+                      help="also write the gain map (.tif)")
+    _add_file_options(comp)
 
     ev = sub.add_parser(
         "evaluate",
@@ -295,13 +298,14 @@ def _collect_images(args) -> dict:
 def _fit(image, axis, max_size):
     from skimage.transform import resize
 
+    from ._validation import as_float_image
+
     spatial = image.shape[:2]
     scale = max_size / max(spatial)
     if scale >= 1:
         return image
     shape = tuple(max(8, int(round(s * scale))) for s in spatial) + image.shape[2:]
-    return resize(image / (np.iinfo(image.dtype).max if image.dtype.kind in "iu" else 1.0),
-                  shape, anti_aliasing=True)
+    return resize(as_float_image(image), shape, anti_aliasing=True)
 
 
 def _run_evaluate(args) -> int:
