@@ -5,6 +5,14 @@ import pytest
 
 import napari_lowlight as nl
 from napari_lowlight import degrade
+from napari_lowlight._noise import position_normal
+
+
+def seeded_noise(seed, shape):
+    """The documented noise: position-keyed deviates, key drawn after the dimming's spawn."""
+    rng = np.random.default_rng(seed)
+    rng.spawn(1)
+    return position_normal(int(rng.integers(0, 2**64, dtype=np.uint64)), shape)
 
 
 def reference_dark(J, k, r, sigma, bits, seed):
@@ -12,7 +20,7 @@ def reference_dark(J, k, r, sigma, bits, seed):
     q = 1.0 / (2**bits - 1)
     x = k * J**r
     if sigma > 0:
-        x = x + np.random.default_rng(seed).normal(0.0, sigma * q, size=J.shape)
+        x = x + sigma * q * seeded_noise(seed, J.shape)
     return np.clip(q * np.floor(x / q + 0.5), 0.0, 1.0)
 
 
@@ -51,7 +59,7 @@ def test_error_spread_is_noise_plus_uniform_quantization(sigma, bits):
         assert np.max(np.abs(error)) <= q / 2 + 1e-12
 
 
-def test_noise_is_default_rng_of_seed():
+def test_noise_is_seeded():
     J = np.full((30, 30), 0.5)
     a = degrade(J, sigma=1.0, seed=11)
     b = degrade(J, sigma=1.0, seed=11)
@@ -127,7 +135,7 @@ def test_random_dimming_is_seeded_and_keeps_the_noise_stream(rng):
     np.testing.assert_array_equal(a.dimming, b.dimming)
     assert not np.allclose(a.dimming, c.dimming)
     assert a.dimming.min() == pytest.approx(0.2) and a.dimming.max() == pytest.approx(1.0)
-    # the noise is still exactly default_rng(seed).normal(...)
+    # the noise does not depend on the dimming chosen
     np.testing.assert_allclose(
         a.dark, reference_dark(J, 0.5 * a.dimming, 1.3, 0.5, 8, 9), atol=1e-12
     )
@@ -196,3 +204,18 @@ def test_bad_input_is_refused_with_a_clear_message(kwargs, error, words):
     with pytest.raises(error) as info:
         degrade(image, **args)
     assert words in str(info.value)
+
+
+def test_position_keyed_noise_is_standard_normal_and_block_independent():
+    from scipy import stats
+
+    z = position_normal(123, (300, 400))
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert stats.kstest(z.ravel()[::7], "norm").pvalue > 1e-3
+    # neighbours (both directions) are uncorrelated
+    assert abs(np.corrcoef(z[:, 1:].ravel(), z[:, :-1].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(z[1:].ravel(), z[:-1].ravel())[0, 1]) < 0.01
+    # any block equals the same region of the whole; other keys differ
+    where = (slice(17, 120), slice(250, 399))
+    np.testing.assert_array_equal(position_normal(123, (300, 400), where), z[where])
+    assert np.abs(position_normal(124, (300, 400)) - z).mean() > 1.0

@@ -7,9 +7,9 @@ or Qt and works on arrays in scripts and on clusters.
 from importlib.metadata import PackageNotFoundError, version
 
 from . import dimming, metrics
+from .compensation import LAICResult, laic
 from .formation import DegradedImage, degrade
 from .pipeline import dequantize, enhance
-from .compensation import LAICResult, laic
 from .quantization import Quantization, quantization_step, quantize_levels
 
 try:
@@ -24,9 +24,9 @@ __all__ = [
     "__version__",
     "degrade",
     "dequantize",
+    "dimming",
     "enhance",
     "laic",
-    "dimming",
     "metrics",
     "quantization_step",
     "quantize_levels",

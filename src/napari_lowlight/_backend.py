@@ -40,9 +40,9 @@ def gpu_available() -> bool:
 
 def _ndimage(xp):
     if xp is np:
-        import scipy.ndimage as ndimage
+        from scipy import ndimage
     else:
-        import cupyx.scipy.ndimage as ndimage
+        from cupyx.scipy import ndimage
     return ndimage
 
 

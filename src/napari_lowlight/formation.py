@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._lazy import check_lazy_dtype, is_lazy, location_slices, slice_broadcast
+from ._noise import noise_key, position_normal
 from ._validation import (
     as_float_image,
     check_bits,
@@ -146,8 +148,10 @@ def degrade(
         or the name of a generator in :mod:`napari_lowlight.dimming` applied to the
         last two spatial axes (``"random"`` is seeded by ``seed``).
     seed : int, numpy.random.Generator or None
-        Seeds the noise: ``numpy.random.default_rng(seed).normal(0, sigma * q, shape)``.
-        The random dimming field draws from an independent stream spawned from it.
+        Seeds the noise.  Each pixel's deviate depends only on the seed and the
+        pixel's position (a counter-based generator, :mod:`napari_lowlight._noise`),
+        so a dask array gives the same capture whatever its chunking.  The random
+        dimming field draws from an independent stream spawned from the seed.
     channel_axis : int or None
         Axis of the colour channels (scikit-image convention); None for gray.
     return_noise : bool
@@ -158,7 +162,9 @@ def degrade(
     -------
     DegradedImage
         ``.dark``, ``.reexposed`` (new arrays of the input's shape; float32 for
-        float32/float16 input, float64 otherwise) and ``.quantization``.
+        float32/float16 input, float64 otherwise) and ``.quantization``.  For a
+        dask array they are lazy dask arrays of the same chunks (value errors such
+        as NaN then surface when a block is computed) and ``.noise`` is None.
 
     Raises
     ------
@@ -172,33 +178,41 @@ def degrade(
     r = check_real(r, "r", low=0.0, low_inclusive=False)
     sigma = check_real(sigma, "sigma", low=0.0)
     bits = check_bits(bits)
-    array = np.asarray(image) if not isinstance(image, (str, bytes)) else image
+    lazy = is_lazy(image)
+    array = image if lazy else (
+        np.asarray(image) if not isinstance(image, (str, bytes)) else image)
     shape = getattr(array, "shape", None)
     if shape is None:
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(shape, channel_axis)
-    normal = as_float_image(array)
-    out_dtype = float_dtype_for(np.asarray(array).dtype)
+    if lazy:
+        check_lazy_dtype(array)
+    else:
+        normal = as_float_image(array)
+    out_dtype = float_dtype_for(np.dtype(array.dtype))
     spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis)
-
     rng = np.random.default_rng(seed)
-    # The dimming field draws from a child stream so the noise stays exactly
-    # default_rng(seed).normal(...), whatever dimming is chosen.
+    # The dimming field draws from a child stream, the noise key after it.
     dim = _dimming_map(dimming, spatial_shape, channel_axis, len(shape), rng.spawn(1)[0])
+    key = noise_key(rng)
     k_eff = k if dim is None else k * dim
     if dim is not None and np.max(k_eff) > 1.0:
         raise ValueError(
             f"k * dimming must be <= 1 everywhere (light cannot exceed the normal "
             f"exposure), got a maximum of {np.max(k_eff):g}"
         )
-
     q = 1.0 / (2**bits - 1)
-    signal = k_eff * normal**r
     noise = None
-    if sigma > 0:
-        noise = rng.normal(0.0, sigma * q, size=shape)
-        signal = signal + noise
-    levels = quantize_levels(signal, bits)
+    if lazy:
+        levels = array.map_blocks(
+            _capture_levels, shape=shape, k=k_eff, r=r, noise_std=sigma * q, bits=bits,
+            key=key, dtype=np.uint8 if bits <= 8 else np.uint16)
+    else:
+        signal = k_eff * normal**r
+        if sigma > 0:
+            noise = sigma * q * position_normal(key, shape)
+            signal = signal + noise
+        levels = quantize_levels(signal, bits)
     quantization = Quantization(levels, k=k_eff, r=r, bits=bits)
     dark = quantization.dark.astype(out_dtype)
     reexposed = quantization.reexposed(out_dtype)
@@ -214,3 +228,12 @@ def degrade(
         channel_axis=channel_axis,
         noise=noise if return_noise else None,
     )
+
+
+def _capture_levels(block, *, shape, k, r, noise_std, bits, key, block_info=None):
+    """One block of a lazy capture: the same arithmetic as the in-memory path."""
+    where = location_slices(block_info)
+    signal = slice_broadcast(k, where) * as_float_image(block) ** r
+    if noise_std > 0:
+        signal = signal + noise_std * position_normal(key, shape, where)
+    return quantize_levels(signal, bits)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TIFF_SUFFIXES", "read_image", "write_image", "guess_channel_axis"]
+__all__ = ["TIFF_SUFFIXES", "guess_channel_axis", "read_image", "write_image"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGEIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -15,6 +15,7 @@ import numbers
 
 import numpy as np
 
+from ._lazy import is_lazy, location_slices, slice_broadcast
 from ._validation import check_bits, check_real
 
 __all__ = ["Quantization", "quantization_step", "quantize_levels"]
@@ -117,6 +118,10 @@ class Quantization:
 
     def __init__(self, levels, *, k, r, bits):
         self.bits = check_bits(bits)
+        self.r = check_real(r, "r", low=0.0, low_inclusive=False)
+        if is_lazy(levels):
+            self._init_lazy(levels, k)
+            return
         levels = np.asarray(levels)
         if levels.dtype == np.bool_ or not np.issubdtype(levels.dtype, np.integer):
             raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
@@ -128,7 +133,45 @@ class Quantization:
         self.levels = levels.astype(np.uint8 if self.bits <= 8 else np.uint16)
         self.levels.setflags(write=False)
         self.k = _check_k(k, self.levels.shape)
-        self.r = check_real(r, "r", low=0.0, low_inclusive=False)
+
+    def _init_lazy(self, levels, k) -> None:
+        """Levels (and possibly k) as dask arrays: every method then returns dask arrays,
+        computed block by block with the in-memory code (range checks happen then)."""
+        if levels.dtype == np.bool_ or not np.issubdtype(levels.dtype, np.integer):
+            raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
+        self.levels = levels.astype(np.uint8 if self.bits <= 8 else np.uint16)
+        if is_lazy(k):
+            if np.broadcast_shapes(k.shape, levels.shape) != levels.shape:
+                raise ValueError(f"k map of shape {k.shape} does not broadcast to the "
+                                 f"levels' shape {levels.shape}")
+            self.k = k.astype(np.float64)
+        else:
+            self.k = _check_k(k, levels.shape)
+
+    @property
+    def is_lazy(self) -> bool:
+        """True when the levels are a dask array (methods then return dask arrays)."""
+        return is_lazy(self.levels)
+
+    def _blockwise(self, method, *images, dtype):
+        """``method(Quantization_of_block, *image_blocks)`` over the chunks of the levels."""
+        import dask.array as da
+
+        levels, r, bits = self.levels, self.r, self.bits
+        arrays = [da.asarray(image).rechunk(levels.chunks) for image in images]
+        lazy_k = is_lazy(self.k)
+        if lazy_k:
+            arrays.insert(0, da.broadcast_to(self.k, levels.shape).rechunk(levels.chunks))
+        static_k = None if lazy_k else self.k
+
+        def run(level_block, *blocks, block_info=None):
+            if lazy_k:
+                k_block, blocks = blocks[0], blocks[1:]
+            else:
+                k_block = slice_broadcast(static_k, location_slices(block_info))
+            return method(Quantization(level_block, k=k_block, r=r, bits=bits), *blocks)
+
+        return da.map_blocks(run, levels, *arrays, dtype=dtype)
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -171,21 +214,29 @@ class Quantization:
         return self.levels * self.q
 
     def __repr__(self) -> str:
-        k = f"{self.k:.6g}" if isinstance(self.k, float) else f"map{self.k.shape}"
+        k = f"{self.k:.6g}" if isinstance(self.k, float) else f"map{tuple(self.k.shape)}"
         return f"Quantization(shape={self.shape}, bits={self.bits}, k={k}, r={self.r:g})"
 
     # -- the model ------------------------------------------------------------------
     def redarken(self, image) -> np.ndarray:
         """``k * max(image, 0) ** r``: what the capture would record before quantization."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant, im: quant.redarken(im), image,
+                                   dtype=np.float64)
         image = self._check_image(image)
         return self.k * np.maximum(image, 0.0) ** self.r
 
     def requantize(self, image) -> np.ndarray:
         """Levels that ``image``, re-darkened, would be quantized to."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant, im: quant.requantize(im), image,
+                                   dtype=self.levels.dtype)
         return quantize_levels(self.redarken(image), self.bits)
 
     def reexposed(self, dtype=np.float64) -> np.ndarray:
         """The naive re-exposure ``(m q / k) ** (1 / r)``, clipped to [0, 1]."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant: quant.reexposed(dtype), dtype=dtype)
         out = (self.dark / self.k) ** (1.0 / self.r)
         np.clip(out, 0.0, 1.0, out=out)
         return out.astype(dtype, copy=False)
@@ -193,6 +244,8 @@ class Quantization:
     @property
     def reachable(self) -> np.ndarray:
         """True where some value in [0, 1] re-quantizes to the observed level."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant: quant.reachable, dtype=bool)
         top = quantize_levels(np.broadcast_to(self.k, self.shape), self.bits)  # level of y = 1
         return self.levels <= top
 
@@ -225,11 +278,15 @@ class Quantization:
     @property
     def interval_width(self) -> np.ndarray:
         """``hi - lo``: the quantization step as seen in the re-exposed image (float64)."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant: quant.interval_width, dtype=np.float64)
         lo, hi = self.bounds()
         return hi - lo
 
     def is_consistent(self, image) -> np.ndarray:
         """Boolean map: True where ``image`` re-quantizes to the observed level."""
+        if self.is_lazy:
+            return self._blockwise(lambda quant, im: quant.is_consistent(im), image, dtype=bool)
         return self.requantize(image) == self.levels
 
     def project(self, image, *, margin: float = 0.05) -> np.ndarray:
@@ -251,6 +308,10 @@ class Quantization:
             reachable pixel re-quantizes to its observed level.
         """
         margin = check_real(margin, "margin", low=0.0, high=0.5, high_inclusive=False)
+        if self.is_lazy:
+            dtype = np.float32 if np.dtype(image.dtype) in (np.float16, np.float32) else np.float64
+            return self._blockwise(lambda quant, im: quant.project(im, margin=margin), image,
+                                   dtype=dtype)
         image = self._check_image(image)
         out_dtype = np.float32 if image.dtype in (np.float16, np.float32) else np.float64
         lo, hi = self.bounds()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 from skimage.exposure import equalize_adapthist
 
+from .._lazy import per_plane
 from ._common import as_value_image, with_value
 
 __all__ = ["clahe"]
 
 
+@per_plane
 def clahe(image, *, channel_axis=None, kernel_size=None, clip_limit: float = 0.01,
           nbins: int = 256) -> np.ndarray:
     """Contrast-limited adaptive histogram equalization of the HSV value channel.

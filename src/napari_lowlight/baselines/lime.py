@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
 
+from .._lazy import per_plane
 from .._validation import check_real
 from ._common import as_value_image, difference_operators, solve_spd, with_value
 
@@ -32,6 +33,7 @@ def lime_illumination(initial, *, alpha: float = 0.15, sigma: float = 2.0,
     return solve_spd(system, t_hat, t_hat, name="LIME").reshape(shape)
 
 
+@per_plane
 def lime(image, *, channel_axis=None, alpha: float = 0.15, gamma: float = 0.8,
          sigma: float = 2.0, epsilon: float = 1e-3) -> np.ndarray:
     """LIME low-light enhancement: divide by a refined, gamma-corrected illumination map.

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 from scipy.optimize import linprog
 
+from .._lazy import per_plane
 from ._common import as_value_image, with_value
 
 __all__ = ["octm", "octm_tone_curve"]
@@ -38,7 +39,7 @@ def octm_tone_curve(histogram, *, d: int = 3) -> np.ndarray:
     gain = p[1:]
     rows = [np.ones(steps)]
     bounds_up = [levels - 1.0]
-    for start in range(0, steps - d + 1):
+    for start in range(steps - d + 1):
         row = np.zeros(steps)
         row[start:start + d] = -1.0
         rows.append(row)
@@ -50,6 +51,7 @@ def octm_tone_curve(histogram, *, d: int = 3) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(result.x)])
 
 
+@per_plane
 def octm(image, *, channel_axis=None, d: int = 3, levels: int = 256) -> np.ndarray:
     """Optimal contrast-tone mapping of the HSV value channel.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .._lazy import is_lazy
 from .._validation import check_channel_axis, check_real
 from ..quantization import Quantization
 
@@ -36,10 +37,32 @@ def smooth_project(image, quantization: Quantization, *, sigma: float = 1.5,
     if not isinstance(quantization, Quantization):
         raise TypeError(f"quantization must be a Quantization, got {type(quantization).__name__}")
     sigma = check_real(sigma, "sigma", low=0.0)
+    if is_lazy(image) or quantization.is_lazy:
+        return _smooth_project_lazy(image, quantization, sigma=sigma, channel_axis=channel_axis)
     image = np.asarray(image)
     channel_axis = check_channel_axis(image.shape, channel_axis)
     sigmas = [sigma] * image.ndim
     if channel_axis is not None:
         sigmas[channel_axis] = 0.0
     smoothed = gaussian_filter(image.astype(np.float64), sigmas, mode="nearest")
+    return quantization.project(smoothed)
+
+
+def _smooth_project_lazy(image, quantization, *, sigma, channel_axis):
+    """The same filter per chunk, with a halo of the Gaussian's reach (4 sigma)."""
+    import dask.array as da
+
+    image = da.asarray(image)
+    channel_axis = check_channel_axis(image.shape, channel_axis)
+    reach = int(4.0 * sigma + 0.5) + 1  # scipy truncates the kernel at 4 sigma
+    depth = {axis: 0 if axis == channel_axis else min(reach, image.shape[axis] - 1)
+             for axis in range(image.ndim)}
+    rechunk = {axis: max(64, reach) for axis, d in depth.items()
+               if d and min(image.chunks[axis]) < d}
+    if rechunk:
+        image = image.rechunk(rechunk)
+    sigmas = [0.0 if axis == channel_axis else sigma for axis in range(image.ndim)]
+    smoothed = da.map_overlap(
+        lambda block: gaussian_filter(block.astype(np.float64), sigmas, mode="nearest"),
+        image, depth=depth, boundary="none", dtype=np.float64)
     return quantization.project(smoothed)

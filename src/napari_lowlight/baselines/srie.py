@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
 
+from .._lazy import per_plane
 from .._validation import check_real
 from ._common import as_value_image, difference_operators, solve_spd, with_value
 
@@ -54,6 +55,7 @@ def srie_decompose(value, *, alpha: float = 1e-3, beta: float = 1e-4, gamma: flo
     return reflectance.reshape(shape), illumination.reshape(shape)
 
 
+@per_plane
 def srie(image, *, channel_axis=None, alpha: float = 1e-3, beta: float = 1e-4,
          gamma: float = 0.1, iterations: int = 4, illumination_gamma: float = 2.2) -> np.ndarray:
     """SRIE enhancement: recompose the reflectance with a gamma-corrected illumination.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import array_module, to_numpy
+from .._lazy import check_lazy_dtype, is_lazy, plane_chunks
 from .._validation import as_float_image, check_channel_axis, check_real, float_dtype_for
 from ..quantization import Quantization
 from ._fast import solve_fast
@@ -180,11 +181,16 @@ def laic(
         about 420x420 up (the resolution of an illumination field), which keeps
         a 2-megapixel image near one second.
     progress : callable, optional
-        ``progress(done, total)`` after each plane.
+        ``progress(done, total)`` after each plane (in-memory images only).
 
     Returns
     -------
     LAICResult
+        For a dask array: ``enhanced``, ``gain`` and the quantization's levels and
+        ``k`` are lazy dask arrays, each plane solved on its own when its chunk is
+        computed (the same numbers as in memory; a plane must fit in memory);
+        ``objective`` and ``rank_preserved`` are NaN and ``info`` empty, since
+        they would need every plane computed.
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -200,6 +206,14 @@ def laic(
         image, (list, tuple)
     ):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
+    options = dict(method=method, contrast_weight=contrast_weight, window_radius=window_radius,
+                   min_gain=min_gain, max_gain=max_gain, time_limit=time_limit,
+                   max_regions=max_regions)
+    if is_lazy(image):
+        if shared_gain:
+            raise ValueError("shared_gain=True needs every plane at once: pass an in-memory "
+                             "array (or compute the stack) for one gain over all planes")
+        return _laic_lazy(image, channel_axis=channel_axis, bits=bits, **options)
     xp = array_module(image)
     array = image if xp is not np else np.asarray(image)
     channel_axis = check_channel_axis(array.shape, channel_axis)
@@ -284,3 +298,46 @@ def laic(
         rank_preserved=rank,
         info=infos,
     )
+
+
+def _laic_lazy(image, *, channel_axis, bits, **options) -> LAICResult:
+    """``laic`` on a dask array: one in-memory solve per plane, when its chunk is computed."""
+    import dask.array as da
+
+    channel_axis = check_channel_axis(image.shape, channel_axis)
+    check_lazy_dtype(image)
+    dtype = np.dtype(image.dtype)
+    if bits is None and dtype.kind == "f":
+        # one bit depth for the whole stack: inferred from the first plane, as in memory
+        first = np.asarray(image[tuple(0 if axis < image.ndim - 2 and axis != channel_axis
+                                       else slice(None) for axis in range(image.ndim))])
+        bits = _infer_bits(as_float_image(first), dtype, None)
+    bits = _infer_bits(np.zeros(1), dtype, bits)
+    planes = image.rechunk(plane_chunks(image.shape, channel_axis))
+    stacked = planes.map_blocks(_laic_block, channel_axis=channel_axis, bits=bits,
+                                options=options, new_axis=0,
+                                chunks=((2,),) + planes.chunks, dtype=np.float64)
+    enhanced = stacked[0].astype(float_dtype_for(dtype))
+    gain_full = stacked[1] if channel_axis is None else stacked[1][
+        tuple(slice(0, 1) if axis == channel_axis else slice(None)
+              for axis in range(image.ndim))]
+    gain = gain_full if channel_axis is None else da.squeeze(gain_full, axis=channel_axis)
+    values = planes.map_blocks(as_float_image, dtype=np.float64)
+    levels = da.rint(values * (2**bits - 1)).astype(np.uint8 if bits <= 8 else np.uint16)
+    quantization = Quantization(levels, k=1.0 / gain_full, r=1.0, bits=bits)
+    plane_pixels = image.shape[-2] * image.shape[-1] if channel_axis is None or \
+        channel_axis < image.ndim - 2 else int(np.prod([n for axis, n in enumerate(image.shape)
+                                                          if axis != channel_axis][-2:]))
+    method = options["method"]
+    if method == "auto":
+        method = "exact" if plane_pixels <= EXACT_MAX_PIXELS else "fast"
+    return LAICResult(enhanced=enhanced, gain=gain, objective=float("nan"),
+                      quantization=quantization, method=method,
+                      rank_preserved=float("nan"), info=[])
+
+
+def _laic_block(block, *, channel_axis, bits, options):
+    result = laic(block, channel_axis=channel_axis, bits=bits, **options)
+    gain = result.gain if channel_axis is None else np.expand_dims(result.gain, channel_axis)
+    gain = np.broadcast_to(gain, block.shape)
+    return np.stack([result.enhanced.astype(np.float64), gain])

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 import torch
 
+from .._lazy import check_lazy_dtype, is_lazy
 from .._validation import as_float_image, check_channel_axis
 from ..quantization import Quantization
 from .networks import Generator
@@ -103,19 +104,27 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     Returns
     -------
     ndarray of float32, the input's shape, in [0, 1]
+        A lazy dask array for a dask input: computed block by block through
+        ``map_overlap`` with a halo of the receptive field, equal to the in-memory
+        result (to float rounding).
     """
-    array = np.asarray(image) if not isinstance(image, (str, bytes)) else image
+    lazy = is_lazy(image)
+    array = image if lazy else (
+        np.asarray(image) if not isinstance(image, (str, bytes)) else image)
     if not hasattr(array, "shape"):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(array.shape, channel_axis)
-    values = as_float_image(array)
+    if lazy:
+        check_lazy_dtype(array)
+    else:
+        values = as_float_image(array)
     if quantization is not None:
         if not isinstance(quantization, Quantization):
             raise TypeError("quantization must be a napari_lowlight.Quantization, got "
                             f"{type(quantization).__name__}")
-        if quantization.shape != values.shape:
-            raise ValueError(f"quantization shape {quantization.shape} does not match the "
-                             f"image's {values.shape}")
+        if tuple(quantization.shape) != tuple(array.shape):
+            raise ValueError(f"quantization shape {tuple(quantization.shape)} does not match "
+                             f"the image's {tuple(array.shape)}")
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)
                              or tile < 8):
         raise ValueError(f"tile must be an integer >= 8 or None, got {tile!r}")
@@ -133,6 +142,9 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
                          "quantization= (from degrade(...) or laic(...))")
     device = resolve_device(device)
     generator = generator.to(device)
+    if lazy or (quantization is not None and quantization.is_lazy):
+        return _dequantize_lazy(array, quantization, generator=generator, device=device,
+                                tile=tile, project=project, channel_axis=channel_axis)
     step = quantization.interval_width if quantization is not None else None
 
     # planes: channels last, then every leading axis flattened
@@ -159,3 +171,40 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if project:
         restored = quantization.project(restored.astype(np.float64))
     return restored.astype(np.float32)
+
+
+def _dequantize_lazy(image, quantization, *, generator, device, tile, project, channel_axis):
+    """``dequantize`` on dask arrays: ``map_overlap`` with a halo of the receptive field."""
+    import dask.array as da
+
+    image = da.asarray(image)
+    halo = generator.receptive_field // 2 + 1
+    rows_axis, cols_axis = [axis for axis in range(image.ndim) if axis != channel_axis][-2:]
+    # map_overlap needs every chunk at least as large as the halo
+    chunks = {axis: max(256, halo) for axis in (rows_axis, cols_axis)
+              if min(image.chunks[axis]) < halo and image.shape[axis] > halo}
+    if chunks:
+        image = image.rechunk(chunks)
+    depth = {axis: (halo if axis in (rows_axis, cols_axis) else 0) for axis in range(image.ndim)}
+    arrays, k, r, bits = [image], None, None, None
+    if quantization is not None:
+        arrays.append(da.asarray(quantization.levels).rechunk(image.chunks))
+        k, r, bits = quantization.k, quantization.r, quantization.bits
+        if np.ndim(k) > 0:
+            k_full = da.broadcast_to(k if is_lazy(k) else da.from_array(np.asarray(k)),
+                                     image.shape)
+            arrays.append(k_full.rechunk(image.chunks))
+            k = None
+    return da.map_overlap(
+        _dequantize_block, *arrays, depth=depth, boundary="none", dtype=np.float32,
+        k=k, r=r, bits=bits, generator=generator, device=device, tile=tile,
+        project=project, channel_axis=channel_axis)
+
+
+def _dequantize_block(block, levels=None, k_block=None, *, k, r, bits, generator, device,
+                      tile, project, channel_axis):
+    quantization = None
+    if levels is not None:
+        quantization = Quantization(levels, k=k if k_block is None else k_block, r=r, bits=bits)
+    return dequantize(block, quantization=quantization, model=generator, device=device,
+                      tile=tile, project=project, channel_axis=channel_axis)

@@ -28,7 +28,7 @@ from .losses import (
 from .networks import Discriminator, Generator
 from .weights import save_generator
 
-__all__ = ["TrainConfig", "train", "validation_batch", "validate"]
+__all__ = ["TrainConfig", "train", "validate", "validation_batch"]
 
 VALIDATION_SEED = 12345
 
