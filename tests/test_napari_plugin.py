@@ -282,3 +282,74 @@ def test_dequantize_widget_adds_consistent_layer(make_napari_viewer, qtbot, erro
     assert out.metadata["quantization"] is capture.quantization
     assert layer.data is source
     np.testing.assert_array_equal(source, capture.reexposed)
+
+
+def test_dask_layer_stays_lazy_through_the_widgets(make_napari_viewer, qtbot, errors):
+    """A dask-backed stack: every step adds lazy layers equal to the in-memory result."""
+    import dask.array as da
+
+    from napari_lowlight import degrade, laic
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+    from napari_lowlight.plugin._laic_widget import LAICWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    stack = np.clip(0.5 + 0.3 * rng.standard_normal((3, 40, 48)), 0, 1)
+    viewer.add_image(da.from_array(stack, chunks=(1, 20, 48)), name="stack")
+    simulate = SimulateLowLightWidget(viewer)
+    simulate.k.value, simulate.seed.value = 0.1, 4
+    simulate.run()
+    wait_for_job(qtbot, simulate)
+    dark = viewer.layers["dark"]
+    assert isinstance(dark.data, da.Array)
+    expected = degrade(stack, k=0.1, r=simulate.r.value, sigma=simulate.sigma.value, seed=4)
+    np.testing.assert_array_equal(np.asarray(dark.data), expected.dark)
+
+    compensate = LAICWidget(viewer)
+    compensate.image.value = dark
+    compensate.run()
+    wait_for_job(qtbot, compensate)
+    enhanced = viewer.layers["enhanced"]
+    assert isinstance(enhanced.data, da.Array)
+    np.testing.assert_allclose(np.asarray(enhanced.data), laic(expected.dark, bits=8).enhanced,
+                               atol=1e-5)
+
+    restore = DequantizeWidget(viewer)
+    restore.image.value = enhanced
+    restore.device.value = "cpu"
+    restore.run()
+    wait_for_job(qtbot, restore, timeout=60000)
+    assert errors == []
+    out = viewer.layers["dequantized"]
+    assert isinstance(out.data, da.Array) and out.data.shape == stack.shape
+    assert out.metadata["quantization"] is enhanced.metadata["quantization"]
+
+
+def test_multiscale_layer_gives_multiscale_layers(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.metrics import interval_consistency
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    full = np.clip(0.5 + 0.3 * rng.standard_normal((64, 80)), 0, 1)
+    levels = [full, full[::2, ::2].copy()]
+    source = viewer.add_image(levels, multiscale=True, name="pyramid")
+    widget = SimulateLowLightWidget(viewer)
+    widget.run()
+    wait_for_job(qtbot, widget)
+    reexposed = viewer.layers["re-exposed"]
+    assert reexposed.multiscale and len(reexposed.data) == 2
+    assert [tuple(level.shape) for level in reexposed.data] == [(64, 80), (32, 40)]
+    quantizations = reexposed.metadata["quantization_levels"]
+    assert [q.shape for q in quantizations] == [(64, 80), (32, 40)]
+    restore = DequantizeWidget(viewer)
+    restore.image.value = reexposed
+    restore.device.value = "cpu"
+    restore.run()
+    wait_for_job(qtbot, restore, timeout=60000)
+    assert errors == []
+    out = viewer.layers["dequantized"]
+    assert out.multiscale
+    for level, quantization in zip(out.data, quantizations):
+        assert interval_consistency(np.asarray(level), quantization) == 1.0
+    np.testing.assert_array_equal(source.data[0], full)

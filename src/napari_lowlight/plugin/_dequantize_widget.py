@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
+from .._lazy import is_lazy
+from .._lazy import is_lazy
 from ..quantization import Quantization, quantize_levels
-from ._layers import derived_layer_kwargs
+from ._layers import derived_layer_kwargs, layer_quantization
 from ._step_widget import StepWidget
 
 if TYPE_CHECKING:
@@ -65,15 +67,15 @@ class DequantizeWidget(StepWidget):
     def compute(self, data, channel_axis, params, report):
         from ..pipeline import dequantize
 
-        layer_quantization = getattr(self.image.value, "metadata", {}).get("quantization")
-        quantization = layer_quantization
-        if not isinstance(quantization, Quantization) or quantization.shape != data.shape:
-            from .._validation import as_float_image
-
-            values = as_float_image(data)
-            levels = quantize_levels(params["k"] * values ** params["r"], params["bits"])
-            quantization = Quantization(levels, k=params["k"], r=params["r"],
-                                        bits=params["bits"])
+        quantization = layer_quantization(self.image.value, data.shape)
+        if quantization is None:
+            k, r, bits = params["k"], params["r"], params["bits"]
+            if is_lazy(data):
+                levels = data.map_blocks(_levels_of, k=k, r=r, bits=bits,
+                                         dtype=np.uint8 if bits <= 8 else np.uint16)
+            else:
+                levels = _levels_of(data, k=k, r=r, bits=bits)
+            quantization = Quantization(levels, k=k, r=r, bits=bits)
         report(0, 1)
         restored = dequantize(data, quantization=quantization, model=params["model"],
                               device=params["device"], tile=params["tile"],
@@ -90,5 +92,14 @@ class DequantizeWidget(StepWidget):
                                           **params}},
             **derived_layer_kwargs(source),
         )
+        if is_lazy(restored) or source.multiscale:
+            return "done: lazy layer, restored tile by tile as you browse"
         change = float(np.abs(restored - np.asarray(source.data, dtype=np.float32)).mean())
         return f"done: mean change {change:.4f}"
+
+
+def _levels_of(data, *, k, r, bits):
+    """The levels a re-exposed image implies for given k, r and bits (no metadata)."""
+    from .._validation import as_float_image
+
+    return quantize_levels(k * as_float_image(data) ** r, bits)

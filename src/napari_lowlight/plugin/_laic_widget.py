@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
+from .._lazy import is_lazy
 from ..compensation import LAICResult, laic
 from ..quantization import Quantization
 from ._layers import derived_layer_kwargs
@@ -92,5 +93,7 @@ class LAICWidget(StepWidget):
             result.gain, name=GAIN_LAYER, colormap="magma", visible=False,
             metadata={"napari_lowlight": info}, **gain_kwargs,
         )
+        if is_lazy(result.enhanced):
+            return "done: lazy layers, each plane solved as you browse"
         return (f"done ({result.method}): gain {float(result.gain.min()):.2f}-"
                 f"{float(result.gain.max()):.2f}, ranks kept {100 * result.rank_preserved:.1f} %")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
 
+from .._lazy import is_lazy
 from ..formation import DegradedImage, degrade
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
@@ -88,5 +89,7 @@ class SimulateLowLightWidget(StepWidget):
             result.reexposed, name=REEXPOSED_LAYER, contrast_limits=(0.0, 1.0),
             metadata=dict(metadata), **common,
         )
+        if is_lazy(result.dark):
+            return "done: lazy layers, computed plane by plane as you browse"
         levels = int(np.count_nonzero(np.bincount(result.quantization.levels.ravel())))
         return f"done: {levels} dark levels used"

@@ -16,7 +16,13 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
 from ._jobs import JobCancelled, start_job
-from ._layers import LayerError, image_layer_array
+from ._layers import (
+    LayerError,
+    LayerRecorder,
+    MultiscaleInput,
+    MultiscaleResult,
+    image_layer_array,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -119,6 +125,10 @@ class StepWidget(Container):
             if self.worker is not None and self.worker.abort_requested:
                 raise JobCancelled()
 
+        if isinstance(data, MultiscaleInput):
+            # every level lazily, so the result layer is multiscale too
+            return MultiscaleResult(self.compute(level, channel_axis, params, report)
+                                    for level in data)
         return self.compute(data, channel_axis, params, report)
 
     def _show_progress(self, done: int, total: int):
@@ -126,7 +136,17 @@ class StepWidget(Container):
         self.progress.value = min(done, total)
 
     def _on_result(self, source, result, params):
-        self.status.value = self.add_layers(source, result, params)
+        if not isinstance(result, MultiscaleResult):
+            self.status.value = self.add_layers(source, result, params)
+            return
+        viewer, recorder = self._viewer, LayerRecorder(self._viewer)
+        self._viewer = recorder
+        try:
+            messages = [self.add_layers(source, level, params) for level in result]
+        finally:
+            self._viewer = viewer
+        recorder.add_to(viewer)
+        self.status.value = f"{messages[0]} ({len(result)} levels)"
 
     def cancel(self, _=None):
         """Cancel the running job: its result is dropped, no layer is added."""
