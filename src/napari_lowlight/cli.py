@@ -163,6 +163,29 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    batch = sub.add_parser(
+        "batch",
+        help="process image stacks plane by plane on a dask cluster into zarr",
+        description="Run LAIC and/or the dequantizer on every plane of folders of images, "
+        "TIFF/OME-TIFF stacks and zarr arrays, spread over a dask.distributed cluster, into a "
+        "chunked zarr store. Rerunning the same command skips finished planes.",
+    )
+    batch.add_argument("inputs", type=Path, nargs="+", metavar="IN",
+                       help="folder of images, TIFF stack or zarr array")
+    batch.add_argument("--out", type=Path, required=True, metavar="OUT.zarr")
+    batch.add_argument("--steps", default="laic,dequantize",
+                       help="comma-separated: laic, dequantize (default both)")
+    batch.add_argument("--scheduler", default="local", metavar="ADDRESS|local",
+                       help="'local' starts a LocalCluster; else a scheduler address, "
+                       "e.g. tcp://10.0.0.5:8786 (default local)")
+    batch.add_argument("--workers", type=int, default=2,
+                       help="worker processes of the local cluster (default 2)")
+    batch.add_argument("--threads-per-worker", type=int, default=1)
+    batch.add_argument("--model", default="default", help="dequantizer model name or path")
+    batch.add_argument("--device", default="auto", help="auto (a worker's GPU if any), cpu, cuda")
+    batch.add_argument("--bits", type=int, default=None,
+                       help="bit depth of the captures (default: from the dtype)")
     return parser
 
 
@@ -402,6 +425,26 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _run_batch(args) -> int:
+    from tqdm import tqdm
+
+    from .batch import run_batch
+
+    steps = [step.strip() for step in args.steps.split(",") if step.strip()]
+    with tqdm(desc="batch", unit="plane") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        summary = run_batch(args.inputs, args.out, steps=steps, scheduler=args.scheduler,
+                            workers=args.workers, threads_per_worker=args.threads_per_worker,
+                            model=args.model, device=args.device, bits=args.bits,
+                            progress=progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-lowlight`` command; returns the exit status."""
     parser = _build_parser()
@@ -419,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_export(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "batch":
+            return _run_batch(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"napari-lowlight {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,159 @@
+"""`napari-lowlight batch`: stacks through a dask.distributed cluster into zarr (issue 8)."""
+
+import hashlib
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+tifffile = pytest.importorskip("tifffile")
+
+import napari_lowlight as nl  # noqa: E402
+from napari_lowlight.batch import DONE_FOLDER, batch_summary, open_source, run_batch  # noqa: E402
+from napari_lowlight.cli import main  # noqa: E402
+
+
+def dark_stack(planes=6, shape=(48, 64), seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:shape[0], 0:shape[1]] / shape[1]
+    scenes = np.clip(0.5 + 0.3 * np.sin(5 * x + 2 * y + np.arange(planes)[:, None, None])
+                     + 0.03 * rng.standard_normal((planes, *shape)), 0, 1)
+    dark = nl.degrade(scenes, k=0.12, dimming="vignette", seed=seed).dark
+    return np.rint(dark * 255).astype(np.uint8)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster with 2 worker processes, shared by the tests of this module."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()
+
+
+def test_batch_on_tiff_stack_equals_in_memory_pipeline(tmp_path, client):
+    stack = dark_stack()
+    source = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(source, stack, ome=True, metadata={"axes": "ZYX"})
+    before = digest(source)
+    seen = []
+    summary = run_batch([source], tmp_path / "out.zarr", client=client,
+                        progress=lambda done, total: seen.append((done, total)))
+    assert summary == {"planes": 6, "computed": 6, "skipped": 0,
+                       "out": str(tmp_path / "out.zarr")}
+    assert seen[0] == (0, 6) and seen[-1] == (6, 6)
+    result = zarr.open_group(tmp_path / "out.zarr", mode="r")["cells"]
+    assert result.shape == stack.shape and result.dtype == np.float32
+    assert result.chunks == (1, 48, 64)
+    for index in range(6):
+        np.testing.assert_allclose(result[index], nl.enhance(stack[index], device="cpu"),
+                                   atol=1e-5)
+    attrs = batch_summary(tmp_path / "out.zarr")["napari_lowlight"]
+    assert attrs["steps"] == ["laic", "dequantize"]
+    assert attrs["model_sha256"] == nl.dequantizer.weights.available_models()["default"]["sha256"]
+    assert digest(source) == before  # the input is never modified
+
+
+def test_restart_skips_finished_planes(tmp_path, client):
+    stack = dark_stack(planes=4)
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    run_batch([source], out, steps=["laic"], client=client)
+    first = zarr.open_group(out, mode="r")["stack"][:]
+    # as if the run had died before plane 2 was finished: no marker, garbage data
+    (out / DONE_FOLDER / "stack" / "2").unlink()
+    zarr.open_group(out, mode="r+")["stack"][2] = 0.5
+    chunks = out / "stack" / "c"
+    chunk_times = {p: p.stat().st_mtime_ns for p in chunks.rglob("*") if p.is_file()}
+    assert len(chunk_times) == 4
+    time.sleep(0.05)
+    summary = run_batch([source], out, steps=["laic"], client=client)
+    assert (summary["computed"], summary["skipped"]) == (1, 3)
+    np.testing.assert_array_equal(zarr.open_group(out, mode="r")["stack"][:], first)
+    changed = [p.relative_to(chunks).parts[0] for p, t in chunk_times.items()
+               if p.stat().st_mtime_ns != t]
+    assert changed == ["2"]  # only the unfinished plane was written again
+    with pytest.raises(ValueError, match="steps"):
+        run_batch([source], out, steps=["laic", "dequantize"], client=client)
+
+
+def test_folder_and_zarr_inputs_and_colour(tmp_path, client):
+    from napari_lowlight.io import write_image
+
+    rgb = np.stack([dark_stack(planes=2, seed=s) for s in range(3)], axis=-1)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(rgb):
+        write_image(folder / f"frame{index}.png", frame / 255.0, bits=8)
+    gray = dark_stack(planes=3).astype(np.uint16) * 257
+    zarr.save_array(str(tmp_path / "gray.zarr"), gray)
+    out = tmp_path / "out.zarr"
+    summary = run_batch([folder, tmp_path / "gray.zarr"], out, steps=["laic"], client=client)
+    assert summary["planes"] == 5
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_allclose(group["frames"][1],
+                               nl.laic(rgb[1], channel_axis=-1).enhanced, atol=1e-5)
+    np.testing.assert_allclose(group["gray"][2], nl.laic(gray[2]).enhanced, atol=1e-5)
+    assert open_source(folder).colour and not open_source(tmp_path / "gray.zarr").colour
+
+
+def test_bad_batch_requests_are_refused(tmp_path, capsys):
+    stack = dark_stack(planes=2)
+    source = tmp_path / "a.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    with pytest.raises(ValueError, match="steps"):
+        run_batch([source], tmp_path / "o.zarr", steps=["sharpen"])
+    with pytest.raises(ValueError, match="same name"):
+        run_batch([source, source], tmp_path / "o.zarr", steps=["laic"])
+    with pytest.raises(FileNotFoundError):
+        run_batch([tmp_path / "missing.tif"], tmp_path / "o.zarr")
+    with pytest.raises(ValueError, match="unsupported"):
+        (tmp_path / "notes.txt").write_text("hello")
+        run_batch([tmp_path / "notes.txt"], tmp_path / "o.zarr")
+    with pytest.raises(ValueError, match="workers"):
+        run_batch([source], tmp_path / "o.zarr", workers=0)
+    assert main(["batch", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o.zarr")]) == 2
+    assert "no such input" in capsys.readouterr().err
+
+
+def test_killed_worker_mid_run_gives_the_complete_identical_result(tmp_path):
+    stack = dark_stack(planes=12, shape=(96, 96))
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    try:
+        with distributed.Client(cluster) as client:
+            pids = client.run(os.getpid)
+            outcome = []
+            runner = threading.Thread(target=lambda: outcome.append(
+                run_batch([source], out, steps=["laic", "dequantize"], client=client)))
+            runner.start()
+            markers = out / DONE_FOLDER / "stack"
+            deadline = time.monotonic() + 120
+            while not (markers.exists() and any(markers.iterdir())):
+                assert time.monotonic() < deadline, "no plane finished in time"
+                time.sleep(0.05)
+            finished_before_kill = len(list(markers.iterdir()))
+            os.kill(next(iter(pids.values())), signal.SIGKILL)
+            runner.join(timeout=300)
+            assert not runner.is_alive()
+    finally:
+        cluster.close()
+    assert finished_before_kill < 12  # the kill happened in the middle of the run
+    assert outcome and outcome[0]["computed"] == 12
+    result = zarr.open_group(out, mode="r")["stack"][:]
+    expected = np.stack([nl.enhance(plane, device="cpu") for plane in stack])
+    np.testing.assert_allclose(result, expected, atol=1e-5)
