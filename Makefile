@@ -14,7 +14,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb
 	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1
 PYTEST_ARGS ?=
 
-.PHONY: all install system-deps demo test training-data clean
+.PHONY: all install system-deps demo test fuzz screenshots training-data clean
 
 all: test
 
@@ -43,6 +43,16 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Property-based fuzzing of every entry point, 1,000 examples each (CI runs a small profile
+# inside `make test`).  Memory is capped so a runaway allocation fails instead of swapping.
+fuzz: $(STAMP)
+	ulimit -v 16000000; HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py \
+		-p no:cacheprovider --hypothesis-show-statistics -q $(PYTEST_ARGS)
+
+# The user guide's screenshots (docs/images/), taken in a real viewer on a virtual X screen.
+screenshots: $(STAMP) system-deps
+	$(XVFB) $(PY) scripts/screenshots.py docs/images
 
 # Extra dequantizer training images: Debian wallpaper packages, unpacked under data/.
 training-data:

@@ -13,3 +13,15 @@ def smooth_rgb(rng):
     yy, xx = np.mgrid[0:64, 0:80] / 80.0
     channels = [0.5 + 0.45 * np.sin(2.0 * xx + c) * np.cos(1.5 * yy - c) for c in (0.0, 1.0, 2.0)]
     return np.stack(channels, axis=-1)
+
+
+try:  # property-based fuzzing profiles (tests/test_fuzz.py); `make fuzz` runs "fuzz"
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("ci", max_examples=40, derandomize=True)
+    settings.register_profile("fuzz", max_examples=1000)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra; the other tests run without it
+    pass

@@ -138,6 +138,8 @@ def evaluate(images: dict, *, settings=("global", "local"), methods=None, out_di
         One row per image, setting and method.
     """
     methods = list(METHODS) if methods is None else list(methods)
+    if not methods:
+        raise ValueError(f"no methods chosen; choose from {', '.join(METHODS)}")
     for name in methods:
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")

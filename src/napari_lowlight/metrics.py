@@ -64,12 +64,20 @@ def psnr(reference, image) -> float:
 
 
 def ssim(reference, image, *, channel_axis=None) -> float:
-    """Structural similarity (scikit-image, data range 1) of ``image`` against ``reference``."""
+    """Structural similarity (scikit-image, data range 1) of ``image`` against ``reference``.
+
+    The usual 7x7 window; images with a side below 7 pixels use the largest odd
+    window that fits (at least 3), smaller ones are refused.
+    """
     reference, image = _pair(reference, image)
     channel_axis = check_channel_axis(reference.shape, channel_axis)
-    return float(
-        structural_similarity(reference, image, data_range=1.0, channel_axis=channel_axis)
-    )
+    smallest = min(n for axis, n in enumerate(reference.shape) if axis != channel_axis)
+    window = min(7, smallest if smallest % 2 else smallest - 1)
+    if window < 3:
+        raise ValueError(f"image of shape {reference.shape} is too small for SSIM: every "
+                         "spatial side must be at least 3 pixels")
+    return float(structural_similarity(reference, image, data_range=1.0, win_size=window,
+                                       channel_axis=channel_axis))
 
 
 def lightness_order_error(reference, image, *, channel_axis=None, size: int = 50) -> float:

@@ -27,7 +27,8 @@ def smooth_project(image, quantization: Quantization, *, sigma: float = 1.5,
         Re-exposed image (float in [0, 1]) of the quantization's shape.
     quantization : Quantization
     sigma : float, >= 0
-        Gaussian standard deviation, pixels, along the spatial axes (not across channels).
+        Gaussian standard deviation, pixels (0..256), along the spatial axes (not across
+        channels).
     channel_axis : int or None
 
     Returns
@@ -36,7 +37,8 @@ def smooth_project(image, quantization: Quantization, *, sigma: float = 1.5,
     """
     if not isinstance(quantization, Quantization):
         raise TypeError(f"quantization must be a Quantization, got {type(quantization).__name__}")
-    sigma = check_real(sigma, "sigma", low=0.0)
+    # a kernel is 8 sigma wide: beyond a few hundred pixels it is a mistake, not a filter
+    sigma = check_real(sigma, "sigma", low=0.0, high=256.0)
     if is_lazy(image) or quantization.is_lazy:
         return _smooth_project_lazy(image, quantization, sigma=sigma, channel_axis=channel_axis)
     image = np.asarray(image)
