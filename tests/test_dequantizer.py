@@ -188,3 +188,70 @@ def test_training_refuses_a_different_configuration(tmp_path):
     train(images[:2], images[2:], tmp_path, config=tiny_config(2), log=lambda s: 0)
     with pytest.raises(ValueError, match="another configuration"):
         train(images[:2], images[2:], tmp_path, config=tiny_config(4), log=lambda s: 0)
+
+
+class _Recorder(torch.nn.Module):
+    """Wraps a generator: records input sizes, fails like an allocator above a size."""
+
+    def __init__(self, inner, fail_above=None, fail_on=("cpu", "meta")):
+        super().__init__()
+        self.inner, self.fail_above, self.fail_on = inner, fail_above, fail_on
+        self.sizes, self.devices = [], []
+        self.conditioned, self.channels = inner.conditioned, inner.channels
+        self.receptive_field = inner.receptive_field
+
+    def to(self, device):  # the weights stay where they are (meta cannot hold them)
+        self.devices.append(torch.device(device).type)
+        return self
+
+    def eval(self):
+        self.inner.eval()
+        return self
+
+    def forward(self, image, step=None):
+        self.sizes.append(tuple(image.shape[-2:]))
+        device = self.devices[-1] if self.devices else "cpu"
+        if (self.fail_above is not None and device in self.fail_on
+                and image.shape[-2] * image.shape[-1] > self.fail_above):
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.inner(image.cpu(), None if step is None else step.cpu())
+
+
+def test_tiles_bound_the_working_size_of_a_large_image(monkeypatch):
+    from napari_lowlight.dequantizer import inference
+    from napari_lowlight.dequantizer.networks import Generator
+
+    generator = Generator(1, depth=1, width=4, conditioned=False)
+    recorder = _Recorder(generator)
+    monkeypatch.setattr(inference, "Generator", _Recorder)  # accepted as a ready model
+    image = np.random.default_rng(0).random((1024, 1536)).astype(np.float32)
+    out = inference.dequantize(image, model=recorder, project=False, device="cpu", tile=128)
+    halo = generator.receptive_field // 2 + 1
+    assert max(h * w for h, w in recorder.sizes) <= (128 + 2 * halo) ** 2
+    assert out.shape == image.shape and len(recorder.sizes) == 8 * 12
+
+
+def test_out_of_memory_halves_tiles_then_leaves_the_gpu(monkeypatch):
+    from napari_lowlight.dequantizer import inference
+    from napari_lowlight.dequantizer.networks import Generator
+
+    monkeypatch.setattr(inference, "Generator", _Recorder)
+    generator = Generator(1, depth=1, width=4, conditioned=False)
+    image = np.random.default_rng(1).random((300, 300)).astype(np.float32)
+    expected = inference.dequantize(image, model=_Recorder(generator), project=False,
+                                    device="cpu", tile=256)
+    # too big for 256-px tiles (with halo) on this "device": smaller tiles, same result
+    small = _Recorder(generator, fail_above=120 ** 2)
+    with pytest.warns(RuntimeWarning, match="64-pixel tiles"):
+        out = inference.dequantize(image, model=small, project=False, device="cpu", tile=256)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    # a device that fails at every size: down to 64-px tiles, then on to the CPU
+    gpu_only = _Recorder(generator, fail_above=0, fail_on=("meta",))
+    with pytest.warns(RuntimeWarning, match="continuing on the CPU"):
+        out = inference.dequantize(image, model=gpu_only, project=False, device="meta")
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert gpu_only.devices[-1] == "cpu"
+    # and where even the CPU fails: a clear MemoryError
+    hopeless = _Recorder(generator, fail_above=0)
+    with pytest.raises(MemoryError, match="even with 64-pixel tiles"):
+        inference.dequantize(image, model=hopeless, project=False, device="cpu")

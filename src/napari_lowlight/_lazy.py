@@ -58,18 +58,27 @@ def check_lazy_dtype(array, name: str = "image") -> None:
 def per_plane(func):
     """Let a 2-D function (gray or colour) take a dask array of any rank, lazily, per plane.
 
-    In memory the function is called as is; a dask array is rechunked to whole
-    (rows, cols[, channels]) planes and each plane computed with the in-memory code
-    when its chunk is needed.  Parameters are checked at once on a small plane, so
-    a bad one raises now rather than at compute time.
+    A stack (z, t, ... leading axes) in memory is processed plane by plane; a dask
+    array is rechunked to whole (rows, cols[, channels]) planes and each plane
+    computed with the in-memory code when its chunk is needed.  Parameters are
+    checked at once on a small plane, so a bad one raises now rather than at
+    compute time.
     """
     import functools
+
+    from ._validation import check_channel_axis
 
     @functools.wraps(func)
     def wrapper(image, *args, channel_axis=None, **kwargs):
         if not is_lazy(image):
+            if isinstance(image, np.ndarray) and image.size:
+                axis = check_channel_axis(image.shape, channel_axis)
+                if image.ndim - (axis is not None) > 2:
+                    planes = [_run_on_plane(plane, function=func, args=args, kwargs=kwargs,
+                                            channel_axis=None if axis is None else -1)
+                              for plane in _planes(image, axis)]
+                    return _unplanes(planes, image.shape, axis)
             return func(image, *args, channel_axis=channel_axis, **kwargs)
-        from ._validation import check_channel_axis
 
         channel_axis = check_channel_axis(image.shape, channel_axis)
         check_lazy_dtype(image)
@@ -91,3 +100,20 @@ def _run_on_plane(block, *, function, args, kwargs, channel_axis):
                channel_axis=None if channel_axis is None else -1, **kwargs)
     out = out.reshape(moved.shape)
     return out if channel_axis is None else np.moveaxis(out, -1, channel_axis)
+
+
+def _planes(image: np.ndarray, channel_axis: int | None):
+    """(rows, cols[, channels]) planes of a stack, each with one leading axis of 1."""
+    moved = image if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    plane_ndim = 2 if channel_axis is None else 3
+    flat = moved.reshape((-1,) + moved.shape[moved.ndim - plane_ndim:])
+    return [flat[i:i + 1] for i in range(flat.shape[0])]
+
+
+def _unplanes(planes, shape, channel_axis):
+    stacked = np.concatenate(planes, axis=0)
+    if channel_axis is None:
+        return stacked.reshape(shape)
+    moved_shape = tuple(n for i, n in enumerate(shape) if i != channel_axis) + (
+        shape[channel_axis],)
+    return np.moveaxis(stacked.reshape(moved_shape), -1, channel_axis)

@@ -324,6 +324,9 @@ def _fit(image, axis, max_size):
     from ._validation import as_float_image
 
     spatial = image.shape[:2]
+    if len(spatial) < 2 or min(spatial) == 0:
+        raise ValueError(f"an image of shape {image.shape} cannot be evaluated: it needs two "
+                         "non-empty spatial axes")
     scale = max_size / max(spatial)
     if scale >= 1:
         return image

@@ -1,6 +1,7 @@
 """Classic low-light enhancement methods the paper compares against (METHOD.md section 5).
 
-Each ``f(image, *, channel_axis=None, ...)`` takes a gray or colour image (float in
+Each ``f(image, *, channel_axis=None, ...)`` takes a gray or colour image, or a stack of
+them processed plane by plane (in memory or as a dask array), (float in
 [0, 1] or integers), works on the HSV value channel where colour is involved, and
 returns a new float64 image in [0, 1] of the input's shape.  See docs/baselines.md.
 """

@@ -38,6 +38,10 @@ def clahe(image, *, channel_axis=None, kernel_size=None, clip_limit: float = 0.0
     ndarray of float64 in [0, 1], the input's shape
     """
     colour, value, axis = as_value_image(image, channel_axis)
-    equalized = equalize_adapthist(value, kernel_size=kernel_size, clip_limit=clip_limit,
-                                   nbins=nbins)
+    # scikit-image takes a trailing axis of 3 or 4 for RGB(A) and drops alpha; a gray
+    # volume gets a trailing axis of 1 so it is equalized as the volume it is (same result)
+    volume = value.ndim >= 3 and value.shape[-1] in (3, 4)
+    equalized = equalize_adapthist(value[..., None] if volume else value,
+                                   kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
+    equalized = equalized[..., 0] if volume else equalized
     return with_value(colour, value, equalized, axis)

@@ -9,6 +9,7 @@ interval so it stays faithful to the capture.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -65,12 +66,54 @@ def _run_plane(generator: Generator, plane: np.ndarray, step: np.ndarray | None,
             if generator.conditioned:
                 inputs.append(torch.from_numpy(
                     np.ascontiguousarray(step[ya:yb, xa:xb]))[None, None].to(device))
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                enabled=autocast):
+            precision = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if autocast
+                         else contextlib.nullcontext())
+            with precision:
                 residual = generator(*inputs)
             residual = residual.float().cpu().numpy()[0, 0]
             out[y0:y1, x0:x1] = residual[y0 - ya: y1 - ya, x0 - xa: x1 - xa]
     return out
+
+
+#: Smallest tile tried after running out of memory before giving up on a device.
+MIN_TILE = 64
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    # the CPU allocator reports a failed allocation as a RuntimeError
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def _run_plane_within_memory(generator, plane, step, device, tile):
+    """``_run_plane``, halving the tile after an out-of-memory error down to ``MIN_TILE``,
+    then moving from the GPU to the CPU; warns at each step.  Returns the residual and
+    the generator, device and tile that worked (kept for the next planes)."""
+    import warnings
+
+    if tile is None:
+        tile = 256 if device.type == "cpu" else 1024
+    while True:
+        try:
+            return _run_plane(generator, plane, step, device, tile), generator, device, tile
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if tile > MIN_TILE:
+            tile = max(MIN_TILE, tile // 2)
+            warnings.warn(f"dequantize: out of memory on {device.type}; retrying with "
+                          f"{tile}-pixel tiles", RuntimeWarning, stacklevel=3)
+        elif device.type != "cpu":
+            warnings.warn(f"dequantize: out of memory on {device.type} even with {tile}-pixel "
+                          "tiles; continuing on the CPU", RuntimeWarning, stacklevel=3)
+            device, tile = torch.device("cpu"), 256
+            generator = generator.to(device)
+        else:
+            raise MemoryError(f"dequantize ran out of memory even with {tile}-pixel tiles on "
+                              "the CPU; free memory or process a smaller image") from None
 
 
 def dequantize(image, *, quantization: Quantization | None = None, model=None,
@@ -160,8 +203,8 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         np.float32)
     restored = np.empty_like(planes)
     for index in range(planes.shape[0]):
-        residual = _run_plane(generator, planes[index],
-                              None if steps is None else steps[index], device, tile)
+        residual, generator, device, tile = _run_plane_within_memory(
+            generator, planes[index], None if steps is None else steps[index], device, tile)
         restored[index] = planes[index] + residual
         if progress is not None:
             progress(index + 1, planes.shape[0])
