@@ -49,5 +49,23 @@ def start_job(
     )
     if on_finished is not None:
         worker.finished.connect(on_finished)
+    _keep_thread_pool_headroom()
     worker.start()
     return worker
+
+
+def _keep_thread_pool_headroom() -> None:
+    """Leave Qt's global thread pool free threads besides the running jobs.
+
+    Workers run in ``QThreadPool.globalInstance()``, whose size is the number of
+    cores (2 here).  Qt itself uses that pool from the GUI thread (scaling the
+    activity dock's spinner image) and waits for it while holding Python's GIL; with
+    every pool thread busy in a job that needs the GIL, the viewer froze for good
+    (seen with two jobs at once on a 2-core machine).  Growing the pool keeps room.
+    """
+    from qtpy.QtCore import QThread, QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    needed = pool.activeThreadCount() + 1 + max(2, QThread.idealThreadCount())
+    if pool.maxThreadCount() < needed:
+        pool.setMaxThreadCount(needed)
