@@ -51,7 +51,10 @@ VARIANTS = {
     "paper-16x64": replace(BASE, depth=16, width=64),
     "severe-pairs": replace(BASE, pairs=PairSettings(crop=48, k_range=(1 / 64, 1 / 8))),
     "crop-96": replace(BASE, batch=4, pairs=PairSettings(crop=96)),
+    # the training-length curve: the base design, run longer (--minutes 30 --threads 2)
+    "base-long": BASE,
 }
+DEFAULT_VARIANTS = [name for name in VARIANTS if name != "base-long"]
 
 
 def scenes(size: int):
@@ -91,7 +94,8 @@ def main():
     parser.add_argument("--chunk", type=float, default=2.0, help="minutes between scores")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=160, help="longer side of scored images")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
