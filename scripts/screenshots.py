@@ -35,6 +35,10 @@ def main(out: Path) -> None:
     from napari_lowlight.plugin._laic_widget import LAICWidget
     from napari_lowlight.plugin._simulate_widget import SimulateLowLightWidget
 
+    from napari.settings import get_settings
+
+    # only errors pop up: a deprecation toast would cover the canvas in every screenshot
+    get_settings().application.gui_notification_level = "error"
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     viewer = napari.Viewer(show=True, title="napari-lowlight")
