@@ -157,3 +157,16 @@ def test_killed_worker_mid_run_gives_the_complete_identical_result(tmp_path):
     result = zarr.open_group(out, mode="r")["stack"][:]
     expected = np.stack([nl.enhance(plane, device="cpu") for plane in stack])
     np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_a_rewritten_input_is_read_afresh(tmp_path, client):
+    """The open file is cached per (path, mtime, size): new content at the same path is
+    never served from the cache (found by fuzzing)."""
+    source = tmp_path / "frame.tif"
+    for seed in (1, 2):
+        stack = dark_stack(planes=2, seed=seed)
+        tifffile.imwrite(source, stack, photometric="minisblack")
+        out = tmp_path / f"out{seed}.zarr"
+        run_batch([source], out, steps=["laic"], client=client)
+        np.testing.assert_allclose(zarr.open_group(out, mode="r")["frame"][1],
+                                   nl.laic(stack[1]).enhanced, atol=1e-5)

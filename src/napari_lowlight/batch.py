@@ -44,6 +44,7 @@ class BatchSource:
     shape: tuple[int, ...]
     dtype: str
     colour: bool  # trailing RGB(A) axis
+    signature: tuple = ()  # (mtime_ns, size) of the file when opened: a changed file is reread
 
     @property
     def plane_shape(self) -> tuple[int, ...]:
@@ -63,7 +64,8 @@ class BatchSource:
 
             plane = read_image(self.paths[index])
         else:
-            plane = _open_array(self.kind, self.paths[0])[self.plane_index(index)]
+            plane = _open_array(self.kind, self.paths[0], self.signature)[
+                self.plane_index(index)]
         plane = np.asarray(plane)
         if plane.shape != self.plane_shape:
             raise ValueError(f"{self.name}: plane {index} has shape {plane.shape}, "
@@ -71,8 +73,15 @@ class BatchSource:
         return plane
 
 
+def _signature(path) -> tuple:
+    stat = Path(path).stat()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 @functools.lru_cache(maxsize=8)
-def _open_array(kind: str, path: str):
+def _open_array(kind: str, path: str, signature: tuple = ()):
+    """The opened array, kept open for the next planes; ``signature`` (the file's mtime
+    and size, or a zarr folder's metadata file's) makes a rewritten input open afresh."""
     import zarr
 
     if kind == "tiff":
@@ -101,14 +110,18 @@ def open_source(path) -> BatchSource:
         return BatchSource(path.name, "files", tuple(files), (len(files), *first.shape),
                            str(first.dtype), _is_colour(first.shape))
     if _looks_like_zarr(path):
+        meta = next((path / name for name in ("zarr.json", ".zarray")
+                     if (path / name).exists()), path)
+        signature = _signature(meta)
         try:
-            array = _open_array("zarr", str(path))
+            array = _open_array("zarr", str(path), signature)
         except Exception as exc:  # zarr raises several kinds for "not an array"
             raise ValueError(f"{path} is not a zarr array: {exc}") from None
         kind = "zarr"
     elif path.suffix.lower() in (".tif", ".tiff"):
+        signature = _signature(path)
         try:
-            array = _open_array("tiff", str(path))
+            array = _open_array("tiff", str(path), signature)
         except Exception as exc:
             raise ValueError(f"cannot read TIFF {path}: {exc}") from None
         kind = "tiff"
@@ -118,8 +131,11 @@ def open_source(path) -> BatchSource:
     shape, dtype = tuple(array.shape), np.dtype(array.dtype)
     if len(shape) < 2:
         raise ValueError(f"{path} has shape {shape}: an image needs at least 2 dimensions")
+    if 0 in shape:
+        raise ValueError(f"{path} is empty (shape {shape})")
     name = path.name.split(".")[0] or "image"
-    return BatchSource(name, kind, (str(path),), shape, str(dtype), _is_colour(shape))
+    return BatchSource(name, kind, (str(path),), shape, str(dtype), _is_colour(shape),
+                       signature)
 
 
 def _looks_like_zarr(path: Path) -> bool:
