@@ -170,3 +170,28 @@ def test_a_rewritten_input_is_read_afresh(tmp_path, client):
         run_batch([source], out, steps=["laic"], client=client)
         np.testing.assert_allclose(zarr.open_group(out, mode="r")["frame"][1],
                                    nl.laic(stack[1]).enhanced, atol=1e-5)
+
+
+def test_black_planes_pass_through_without_stopping_the_run(tmp_path, client):
+    stack = dark_stack(planes=3)
+    stack[1] = 0  # shutter closed
+    source = tmp_path / "gaps.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    summary = run_batch([source], tmp_path / "out.zarr", client=client)
+    result = zarr.open_group(tmp_path / "out.zarr", mode="r")["gaps"][:]
+    assert summary["computed"] == 3
+    assert not result[1].any()
+    np.testing.assert_allclose(result[2], nl.enhance(stack[2], device="cpu"), atol=1e-5)
+
+
+def test_runs_on_one_client_never_share_results(tmp_path, client):
+    """Same input name, same plane indices, one long-lived client (as in a notebook): each run
+    computes its own planes (found by fuzzing: task keys used to repeat across runs)."""
+    for seed in (3, 4):
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        stack = dark_stack(planes=2, seed=seed)
+        tifffile.imwrite(folder / "same.tif", stack, photometric="minisblack")
+        run_batch([folder / "same.tif"], folder / "out.zarr", steps=["laic"], client=client)
+        np.testing.assert_allclose(zarr.open_group(folder / "out.zarr", mode="r")["same"][0],
+                                   nl.laic(stack[0]).enhanced, atol=1e-5)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class BatchSource:
     shape: tuple[int, ...]
     dtype: str
     colour: bool  # trailing RGB(A) axis
-    signature: tuple = ()  # (mtime_ns, size) of the file when opened: a changed file is reread
+    signature: tuple = ()  # (mtime_ns, size, token) at opening: each run reads files afresh
 
     @property
     def plane_shape(self) -> tuple[int, ...]:
@@ -74,8 +75,10 @@ class BatchSource:
 
 
 def _signature(path) -> tuple:
+    # File times tick at the kernel's coarse clock (a few ms): two writes of the same size
+    # can look alike, so every opening (one per run) also gets its own token.
     stat = Path(path).stat()
-    return (stat.st_mtime_ns, stat.st_size)
+    return (stat.st_mtime_ns, stat.st_size, uuid.uuid4().hex)
 
 
 @functools.lru_cache(maxsize=8)
@@ -156,6 +159,11 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
     from .quantization import Quantization
 
     channel_axis = -1 if colour else None
+    floats = as_float_image(plane)
+    if not floats.any():
+        # A black frame (shutter closed, an empty slice) has no light to restore; in a long
+        # batch it passes through as black instead of stopping the run.
+        return np.zeros(plane.shape, dtype=np.float32)
     values, quantization = plane, None
     if "laic" in steps:
         result = laic(plane, channel_axis=channel_axis, bits=bits, **laic_options)
@@ -166,7 +174,6 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
         if quantization is None:  # the plane is the capture itself: r = 1, k = 1
             from .compensation._api import _infer_bits
 
-            floats = as_float_image(plane)
             depth = _infer_bits(floats, plane.dtype, bits)
             quantization = Quantization(np.rint(floats * (2**depth - 1)).astype(np.int64),
                                         k=1.0, r=1.0, bits=depth)
@@ -318,9 +325,12 @@ def _run_tasks(todo, *, out, steps, laic_options, model, device, bits, scheduler
         else:
             own_client = client = Client(scheduler)
     try:
+        # Keys unique to this run: a long-lived client would otherwise hand back the result
+        # (or error) of an earlier run's task with the same key instead of running it.
+        run = uuid.uuid4().hex[:12]
         futures = [client.submit(_process, source, index, out=str(out), steps=steps,
                                  laic_options=laic_options, model=model, device=device,
-                                 bits=bits, key=f"lowlight-{source.name}-{index}",
+                                 bits=bits, key=f"lowlight-{source.name}-{index}-{run}",
                                  pure=False, retries=2)
                    for source, index in todo]
         for done, future in enumerate(as_completed(futures), start=1):
