@@ -336,6 +336,7 @@ def cluster_client():
        workers=param(st.just(1), 0.2))
 def test_run_batch(folder, cluster_client, image, steps, bits, workers):
     import shutil
+    import uuid
 
     import tifffile
     import zarr
@@ -348,8 +349,8 @@ def test_run_batch(folder, cluster_client, image, steps, bits, workers):
     except Exception:  # noqa: BLE001
         assume(False)
     before = source.read_bytes()
-    out = folder / "batch.zarr"
-    shutil.rmtree(out, ignore_errors=True)
+    # a fresh output per example: a failed run's planes already running still finish
+    out = folder / f"batch-{uuid.uuid4().hex}.zarr"
     try:
         summary = run_batch([source], out, steps=steps, bits=bits, workers=workers,
                             client=cluster_client)
@@ -362,6 +363,7 @@ def test_run_batch(folder, cluster_client, image, steps, bits, workers):
         assert summary["computed"] == summary["planes"]
         assert np.all(np.isfinite(result)) and result.min() >= 0 and result.max() <= 1
     assert source.read_bytes() == before
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def test_found_by_fuzzing():

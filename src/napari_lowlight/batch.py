@@ -333,10 +333,16 @@ def _run_tasks(todo, *, out, steps, laic_options, model, device, bits, scheduler
                                  bits=bits, key=f"lowlight-{source.name}-{index}-{run}",
                                  pure=False, retries=2)
                    for source, index in todo]
-        for done, future in enumerate(as_completed(futures), start=1):
-            future.result()  # raises the worker's error here, with its message
-            if progress is not None:
-                progress(done)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                future.result()  # raises the worker's error here, with its message
+                if progress is not None:
+                    progress(done)
+        except BaseException:
+            # stop what has not started; a plane already running still finishes (and is
+            # marked done, correctly: same settings, same output)
+            client.cancel(futures)
+            raise
     finally:
         if own_client is not None:
             own_client.close()
