@@ -325,9 +325,8 @@ def _laic_lazy(image, *, channel_axis, bits, **options) -> LAICResult:
     values = planes.map_blocks(as_float_image, dtype=np.float64)
     levels = da.rint(values * (2**bits - 1)).astype(np.uint8 if bits <= 8 else np.uint16)
     quantization = Quantization(levels, k=1.0 / gain_full, r=1.0, bits=bits)
-    plane_pixels = image.shape[-2] * image.shape[-1] if channel_axis is None or \
-        channel_axis < image.ndim - 2 else int(np.prod([n for axis, n in enumerate(image.shape)
-                                                          if axis != channel_axis][-2:]))
+    rows, cols = [n for axis, n in enumerate(image.shape) if axis != channel_axis][-2:]
+    plane_pixels = rows * cols
     method = options["method"]
     if method == "auto":
         method = "exact" if plane_pixels <= EXACT_MAX_PIXELS else "fast"
