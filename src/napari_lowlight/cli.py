@@ -18,6 +18,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from .dequantizer.data import VALIDATION_IMAGES, is_validation_image
+
 __all__ = ["main"]
 
 
@@ -131,16 +133,25 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="folders of ordinary images (PNG/JPEG/TIFF, searched recursively)")
     tr.add_argument("--test-set", action="store_true",
                     help="add scikit-image's bundled natural images (no download)")
-    tr.add_argument("--validation", default="skimage:camera,skimage:astronaut,skimage:coffee,"
-                    "skimage:chelsea", help="comma-separated image names held out for validation")
+    tr.add_argument("--validation", default=",".join(VALIDATION_IMAGES),
+                    help="comma-separated image names (scikit-image names as skimage:NAME, "
+                    "files by their name) held out for validation (default: the project's "
+                    "validation set, docs/dequantizer.md)")
     tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
     tr.add_argument("--steps", type=int, default=3000)
     tr.add_argument("--pretrain-steps", type=int, default=None,
                     help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
     tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
     tr.add_argument("--width", type=int, default=32, help="feature channels (usual: 64)")
-    tr.add_argument("--batch", type=int, default=16)
-    tr.add_argument("--crop", type=int, default=48)
+    tr.add_argument("--context-sigmas", type=float, nargs="*", default=[], metavar="PX",
+                    help="Gaussian scales (px) of the wide-context inputs of a v2 network "
+                    "(default none: the v1 network)")
+    tr.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="start from these weights (a shipped model's name or a .safetensors "
+                    "file; a v1 model can seed a v2 network of the same depth and width)")
+    tr.add_argument("--learning-rate", type=float, default=2e-4, help="Adam step size")
+    tr.add_argument("--batch", type=int, default=16, help="pairs per step")
+    tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     tr.add_argument("--max-minutes", type=float, default=None,
@@ -382,13 +393,16 @@ def _run_train(args) -> int:
     if args.test_set:
         images.update(test_set_images())
     held_out = {name.strip() for name in args.validation.split(",") if name.strip()}
-    val = [image for name, image in images.items() if name in held_out]
-    training = [image for name, image in images.items() if name not in held_out]
+    is_held_out = {name: is_validation_image(name, held_out) for name in images}
+    val = [image for name, image in images.items() if is_held_out[name]]
+    training = [image for name, image in images.items() if not is_held_out[name]]
     if not training or not val:
         raise ValueError(f"need training and validation images: found {len(training)} training "
                          f"and {len(val)} validation (held out: {sorted(held_out)})")
     config = TrainConfig(
         depth=args.depth, width=args.width, batch=args.batch, steps=args.steps,
+        context_sigmas=tuple(args.context_sigmas), init_from=args.init_from,
+        learning_rate=args.learning_rate,
         pretrain_steps=args.pretrain_steps if args.pretrain_steps is not None
         else args.steps * 5 // 6,
         seed=args.seed, pairs=PairSettings(crop=args.crop))
@@ -397,8 +411,8 @@ def _run_train(args) -> int:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     (args.out).mkdir(parents=True, exist_ok=True)
     (args.out / "data.json").write_text(json.dumps(
-        {"training": sorted(n for n in images if n not in held_out),
-         "validation": sorted(n for n in images if n in held_out)}, indent=2))
+        {"training": sorted(n for n in images if not is_held_out[n]),
+         "validation": sorted(n for n in images if is_held_out[n])}, indent=2))
     with tqdm(total=config.steps, desc="train", unit="step") as bar:
         def progress(step, total, loss):
             bar.n = step

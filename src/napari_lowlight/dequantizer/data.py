@@ -18,7 +18,24 @@ import numpy as np
 from ..dimming import smooth_random_field, vignette
 from ..formation import degrade
 
-__all__ = ["PairSettings", "load_images", "make_batch", "make_pair", "test_set_images"]
+__all__ = ["VALIDATION_IMAGES", "PairSettings", "is_validation_image", "load_images",
+           "make_batch", "make_pair", "test_set_images"]
+
+#: Images never trained on: the validation set (photographs from the wallpaper packages and
+#: scikit-image, microscopy from scikit-image).  Files are matched by name, scikit-image's
+#: images as ``skimage:NAME``.  The evaluation-only sources (the ``stardist`` package, the
+#: ``plasma-workspace-wallpapers`` and ``lomiri-wallpapers`` Debian packages) are never read.
+VALIDATION_IMAGES = (
+    "skimage:camera", "skimage:astronaut", "skimage:coffee", "skimage:chelsea",
+    "skimage:cell", "skimage:immunohistochemistry",
+    "Garden.jpg", "Storm.jpg", "LadyBird.jpg", "RainDrops.jpg", "Dune.jpg",
+    "goldfish.png", "city.png", "calla.png", "the-mouse.jpg", "desert.png",
+)
+
+
+def is_validation_image(name: str, held_out=VALIDATION_IMAGES) -> bool:
+    """True when ``name`` (a path or ``skimage:NAME``) is one of ``held_out``."""
+    return name in held_out or Path(name).name in held_out
 
 
 @dataclass(frozen=True)
@@ -50,7 +67,7 @@ def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
             raise FileNotFoundError(f"no such data folder: {folder}")
         files = [folder] if folder.is_file() else sorted(
             p for p in folder.rglob("*")
-            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"))
         for path in files:
             try:
                 array = read_image(path)

@@ -9,7 +9,10 @@ level and bit depth.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Discriminator", "Generator", "ResidualUnit"]
@@ -46,20 +49,42 @@ class Generator(nn.Module):
     conditioned : bool
         Take one more input channel: the per-pixel quantization step, in the
         image's units.
+    context_sigmas : tuple of float
+        Gaussian scales, pixels, of wide-context input channels (v2): for each
+        ``s``, ``(G_s * Jt - Jt) / step`` (clipped), the image smoothed at scale ``s``
+        relative to itself in units of the step.  A dark capture's bands are wider than
+        the residual units can see (8 levels for a whole k = 1/30 image); these channels
+        tell each pixel where it sits in its band at a cost of a few operations per
+        pixel.  Needs ``conditioned``.  Empty: the v1 network.
 
-    The receptive field is ``2 * (2 * depth + 2) + 1`` pixels: tiled inference
-    needs a halo of at least half of it.
+    The receptive field is ``2 * (2 * depth + 2 + context radius) + 1`` pixels, the
+    context radius being ``ceil(3 * max(context_sigmas))``: tiled inference needs a
+    halo of at least half of it.
     """
 
+    #: Gaussian truncation, in standard deviations (the kernel's radius is 3 sigma).
+    CONTEXT_TRUNCATE = 3.0
+    #: Context channels are clipped to this many quantization steps (then scaled by 1/4).
+    CONTEXT_CLIP = 16.0
+
     def __init__(self, channels: int = 1, depth: int = 16, width: int = 64,
-                 conditioned: bool = True):
+                 conditioned: bool = True, context_sigmas=()):
         super().__init__()
+        context_sigmas = tuple(float(s) for s in context_sigmas)
         if channels < 1 or depth < 0 or width < 1:
             raise ValueError(f"bad generator size: channels={channels}, depth={depth}, "
                              f"width={width}")
+        if any(not (0.5 <= s <= 64) for s in context_sigmas):
+            raise ValueError(f"context sigmas must lie in [0.5, 64] px, got {context_sigmas}")
+        if context_sigmas and not conditioned:
+            raise ValueError("context channels are in units of the step: needs conditioned")
         self.channels, self.depth, self.width = channels, depth, width
         self.conditioned = conditioned
-        inputs = channels + (1 if conditioned else 0)
+        self.context_sigmas = context_sigmas
+        for index, sigma in enumerate(context_sigmas):
+            self.register_buffer(f"_kernel{index}", _gaussian_kernel(sigma, self.CONTEXT_TRUNCATE),
+                                 persistent=False)
+        inputs = channels + (1 if conditioned else 0) + channels * len(context_sigmas)
         self.head = nn.Sequential(nn.Conv2d(inputs, width, 3, padding=1), nn.ReLU(inplace=True))
         self.units = nn.Sequential(*(ResidualUnit(width) for _ in range(depth)))
         self.tail = nn.Conv2d(width, channels, 3, padding=1)
@@ -69,9 +94,37 @@ class Generator(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     @property
+    def context_radius(self) -> int:
+        """Radius, pixels, of the widest context kernel (0 without context)."""
+        return max((len(self._kernel(i)) // 2 for i in range(len(self.context_sigmas))),
+                   default=0)
+
+    @property
     def receptive_field(self) -> int:
         """Side, pixels, of the input window one output pixel depends on."""
-        return 2 * (2 * self.depth + 2) + 1
+        return 2 * (2 * self.depth + 2 + self.context_radius) + 1
+
+    def _kernel(self, index: int) -> torch.Tensor:
+        return getattr(self, f"_kernel{index}")
+
+    def _context(self, image: torch.Tensor, step: torch.Tensor) -> list[torch.Tensor]:
+        """``(G_s * image - image) / step`` for each context scale, clipped and scaled."""
+        planes = image.shape[1]
+        out = []
+        for index in range(len(self.context_sigmas)):
+            kernel = self._kernel(index).to(image.dtype)
+            radius = len(kernel) // 2
+            # reflect padding needs the pad below the side: replicate is the safe choice
+            # for small tiles, and it is what scipy calls "nearest"
+            smooth = F.pad(image, (radius, radius, 0, 0), mode="replicate")
+            smooth = F.conv2d(smooth, kernel.view(1, 1, 1, -1).expand(planes, 1, 1, -1),
+                              groups=planes)
+            smooth = F.pad(smooth, (0, 0, radius, radius), mode="replicate")
+            smooth = F.conv2d(smooth, kernel.view(1, 1, -1, 1).expand(planes, 1, -1, 1),
+                              groups=planes)
+            relative = ((smooth - image) / step).clamp(-self.CONTEXT_CLIP, self.CONTEXT_CLIP)
+            out.append(relative / 4.0)
+        return out
 
     def forward(self, image: torch.Tensor, step: torch.Tensor | None = None) -> torch.Tensor:
         """Residual for ``image`` (N, C, H, W); ``step`` (N, 1, H, W) when conditioned.
@@ -85,12 +138,25 @@ class Generator(nn.Module):
         if step is None:
             raise ValueError("this generator is conditioned: pass the quantization step")
         step = step.clamp(min=1e-6)
-        features = torch.cat([image, (torch.log2(step) + 8.0) / 8.0], dim=1)
-        return self.tail(self.units(self.head(features))) * step
+        features = [image, (torch.log2(step) + 8.0) / 8.0]
+        if self.context_sigmas:
+            features += self._context(image, step)
+        return self.tail(self.units(self.head(torch.cat(features, dim=1)))) * step
 
     def config(self) -> dict:
-        return {"channels": self.channels, "depth": self.depth, "width": self.width,
-                "conditioned": self.conditioned}
+        config = {"channels": self.channels, "depth": self.depth, "width": self.width,
+                  "conditioned": self.conditioned}
+        if self.context_sigmas:  # v1 files have no such key
+            config["context_sigmas"] = list(self.context_sigmas)
+        return config
+
+
+def _gaussian_kernel(sigma: float, truncate: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian of radius ``ceil(truncate * sigma)``."""
+    radius = int(math.ceil(truncate * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
 
 
 class Discriminator(nn.Module):

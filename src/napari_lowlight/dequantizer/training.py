@@ -40,6 +40,7 @@ class TrainConfig:
     depth: int = 6
     width: int = 32
     conditioned: bool = True
+    context_sigmas: tuple = ()
     batch: int = 16
     steps: int = 2000
     pretrain_steps: int = 1500  # adversarial fine-tuning after this step
@@ -51,6 +52,10 @@ class TrainConfig:
     validate_every: int = 250
     checkpoint_every: int = 250
     validation_pairs: int = 64
+    #: Start from these generator weights (a shipped model's name or a ``.safetensors``
+    #: path) instead of random ones; a run can so continue across sessions from what was
+    #: committed, without the (uncommitted) checkpoint.
+    init_from: str | None = None
     pairs: PairSettings = field(default_factory=PairSettings)
 
     def to_json(self) -> dict:
@@ -64,6 +69,8 @@ class TrainConfig:
         pairs = data.pop("pairs", {})
         pairs = {key: tuple(value) if isinstance(value, list) else value
                  for key, value in pairs.items()}
+        if "context_sigmas" in data:
+            data["context_sigmas"] = tuple(data["context_sigmas"])
         return cls(**data, pairs=PairSettings(**pairs))
 
 
@@ -116,6 +123,28 @@ def validate(generator: Generator, batch: dict, device) -> dict:
     }
 
 
+def _initialise_from(generator: Generator, source: str) -> None:
+    """Copy the weights of ``source`` (model name or path) into ``generator``."""
+    from .weights import WeightsError, load_generator
+
+    initial = load_generator(source)
+    base = {key: value for key, value in generator.config().items() if key != "context_sigmas"}
+    if initial.config() == generator.config():
+        generator.load_state_dict(initial.state_dict())
+        return
+    if initial.config() != base:
+        raise WeightsError(f"--init-from {source}: its architecture {initial.config()} differs "
+                           f"from this run's {generator.config()}")
+    # A v1 network grows context inputs: the head gets zero weights for them, so the new
+    # network starts computing exactly what the old one did and learns to use the context.
+    state = initial.state_dict()
+    head = generator.head[0].weight.detach().clone()
+    head.zero_()
+    head[:, :state["head.0.weight"].shape[1]] = state["head.0.weight"]
+    state["head.0.weight"] = head
+    generator.load_state_dict(state)
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -149,12 +178,16 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         raise ValueError("training needs at least one training and one validation image")
 
     torch.manual_seed(config.seed)
-    generator = Generator(1, config.depth, config.width, config.conditioned).to(device)
+    generator = Generator(1, config.depth, config.width, config.conditioned,
+                          config.context_sigmas).to(device)
     critic = Discriminator(1, width=max(8, config.width // 2)).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
     rng = np.random.default_rng(config.seed)
     step = 0
+    if config.init_from and not checkpoint_path.exists():
+        _initialise_from(generator, config.init_from)
+        log(f"initialised the generator from {config.init_from}")
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         generator.load_state_dict(state["generator"])
