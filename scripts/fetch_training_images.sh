@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${1:-data/wallpapers}
-PACKAGES=(mate-backgrounds ukui-wallpapers gnome-backgrounds)
+PACKAGES=(mate-backgrounds ukui-wallpapers gnome-backgrounds lxqt-themes palapeli-data)
 mkdir -p "$DEST/debs"
 if [ "$(id -u)" = 0 ]; then apt-get update -qq; fi
 ( cd "$DEST/debs" && apt-get download "${PACKAGES[@]}" )

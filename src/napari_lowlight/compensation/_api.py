@@ -10,11 +10,13 @@ import numpy as np
 
 from .._backend import array_module, to_numpy
 from .._lazy import check_lazy_dtype, is_lazy, plane_chunks
-from .._validation import as_float_image, check_channel_axis, check_real, float_dtype_for
+from .._validation import check_channel_axis, check_real, float_dtype_for
+from ..intensity import Intensity, effective_bits, infer_bits, to_intensity
 from ..quantization import Quantization
 from ._fast import solve_fast
 from ._lp import LAICSolverError, solve_partition
 from ._problem import LocalContrast, rank_preservation
+from ._shading import shading_gain
 
 __all__ = ["EXACT_MAX_PIXELS", "LAICResult", "laic"]
 
@@ -46,6 +48,9 @@ class LAICResult:
         Fraction of non-tie pixels whose local rank is kept (constraint holds to 1e-9).
     info : list of dict
         Solver details per problem (regions, rows, seconds, levels).
+    intensity : Intensity
+        How the stored values were read: the bit depth (given or inferred) and the
+        black level subtracted (:func:`napari_lowlight.intensity.to_intensity`).
     """
 
     enhanced: object
@@ -55,6 +60,7 @@ class LAICResult:
     method: str
     rank_preserved: float
     info: list = field(default_factory=list)
+    intensity: Intensity | None = None
 
 
 def _check_int(value, name, low, high):
@@ -65,43 +71,67 @@ def _check_int(value, name, low, high):
     return int(value)
 
 
-def _to_float(image, xp):
-    """Float64 copy in [0, 1] on the image's device, with the core's checks."""
+def _to_float(image, xp, bits, black_level):
+    """Float64 copy in [0, 1] on the image's device, and how it was scaled (one rule:
+    :func:`napari_lowlight.intensity.to_intensity`)."""
     if xp is np:
-        return as_float_image(image)
+        return to_intensity(image, bits=bits, black_level=black_level)
     dtype = image.dtype
     if dtype.kind == "b" or dtype.kind not in "iuf":
         raise TypeError(f"image must hold integers or floats, got dtype {dtype}")
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape})")
+    if black_level is not None and not isinstance(black_level, numbers.Real):
+        black_level = xp.asarray(black_level, dtype=xp.float64)
     if dtype.kind in "iu":
         if dtype.kind == "i" and bool((image < 0).any()):
             raise ValueError("image has negative values; intensities must be >= 0")
-        return image.astype(xp.float64) / float(np.iinfo(dtype).max)
-    out = image.astype(xp.float64)
-    if not bool(xp.isfinite(out).all()):
-        raise ValueError("image contains NaN or infinite values")
-    if float(out.min()) < 0 or float(out.max()) > 1:
-        raise ValueError("float image must lie in [0, 1]")
-    return out
+        depth, inferred = effective_bits(image, bits)
+        out = image.astype(xp.float64)
+        if black_level is not None:
+            out = xp.maximum(out - black_level, 0.0)
+        out = out / float(2**depth - 1)
+    else:
+        out = image.astype(xp.float64)
+        if not bool(xp.isfinite(out).all()):
+            raise ValueError("image contains NaN or infinite values")
+        if float(out.min()) < 0 or float(out.max()) > 1:
+            raise ValueError("float image must lie in [0, 1]")
+        depth, inferred = effective_bits(to_numpy(out.ravel()[:: max(1, out.size // 100_000)]),
+                                         bits)
+        if black_level is not None:
+            out = xp.maximum(out - black_level, 0.0)
+    scalar = float(black_level) if isinstance(black_level, numbers.Real) else None
+    return out, Intensity(depth, inferred, scalar, black_level is not None and scalar is None)
 
 
-def _infer_bits(image_float: np.ndarray, dtype: np.dtype, bits):
-    """Bit depth of the capture: given, from an integer dtype, or the coarsest grid that fits."""
-    if bits is not None:
-        if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral):
-            raise TypeError(f"bits must be an integer in 1..16 or None, got {bits!r}")
-        if not 1 <= bits <= 16:
-            raise ValueError(f"bits must be in 1..16, got {bits}")
-        return int(bits)
-    if dtype.kind in "iu":
-        return min(16, np.iinfo(dtype).bits - (dtype.kind == "i"))
-    sample = image_float.ravel()[:: max(1, image_float.size // 100_000)]
-    for candidate in range(1, 17):
-        scaled = sample * (2**candidate - 1)
-        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-4):
-            return candidate
-    return 16
+#: A pixel may reach full scale only where it is the brightest within this radius (px).
+SATURATION_RADIUS = 4
+
+#: With ``max_gain=None`` the gain may reach this many times the uniform gain ``1 / max(Ja)``
+#: (the gain that takes the frame's bright end to 1): dark regions may be lifted by up to
+#: 64x more than the brightest one, at any exposure or bit depth.
+DEFAULT_GAIN_HEADROOM = 64.0
+
+
+def _gain_range(brightest: float, min_gain, max_gain) -> tuple[float, float]:
+    """``(floor, ceiling)`` of the gain for a problem whose brightest pixel is ``brightest``."""
+    uniform = 1.0 / brightest
+    ceiling = DEFAULT_GAIN_HEADROOM * uniform if max_gain is None else max_gain
+    if min_gain is None:
+        if uniform > ceiling * (1 + 1e-12):
+            warnings.warn(
+                f"max_gain={max_gain:g} binds: the uniform gain that takes this image's "
+                f"brightest pixel ({brightest:.4g}) to full scale is {uniform:.4g}, so the "
+                f"result reaches only {max_gain * brightest:.1%} of full scale; raise max_gain "
+                "or leave it None", RuntimeWarning, stacklevel=3)
+        return min(uniform, ceiling), ceiling
+    if min_gain > uniform * (1 + 1e-12):
+        raise ValueError(
+            f"min_gain={min_gain:g} would push the brightest pixel ({brightest:g}) above 1; "
+            f"it must be <= {uniform:g} for this image"
+        )
+    return min_gain, max(ceiling, min_gain)
 
 
 def default_max_regions(pixels: int) -> int:
@@ -117,9 +147,11 @@ def laic(
     contrast_weight: float = 1.0,
     window_radius: int = 2,
     min_gain: float | None = None,
-    max_gain: float = 64.0,
+    max_gain: float | None = None,
     shared_gain: bool = False,
     bits: int | None = None,
+    black_level=None,
+    shading: float = 0.0,
     time_limit: float = 60.0,
     max_regions: int | None = None,
     progress=None,
@@ -137,10 +169,10 @@ def laic(
 
     Parameters
     ----------
-    image : array_like (NumPy or CuPy)
-        The dark image: float in [0, 1] or integers (scaled by their dtype's
-        maximum).  2-D gray, colour with ``channel_axis``, or a stack (z, t, ...)
-        processed per plane.  Not modified.
+    image : array_like (NumPy, CuPy or dask)
+        The dark image: float in [0, 1] or integer counts (divided by
+        ``2**bits - 1``, see ``bits``).  2-D gray, colour with ``channel_axis``, or
+        a stack (z, t, ...) processed per plane.  Not modified.
     method : {"auto", "exact", "fast"}
         "exact": one LP over every pixel (the reference; about 1 s at 64x64, a
         minute at 128x128).  "fast": multilevel piecewise-constant gain, every
@@ -162,14 +194,31 @@ def laic(
         uniformly corrected image (this also rules out the dark specks a
         pixel-level solution would otherwise trade for contrast).  A number
         must lie in (0, 1 / max(Ja)]; 1 keeps the dark image as the floor.
-    max_gain : float, >= 1
-        Highest gain allowed (also the gain given to all-black neighbourhoods'
-        upper limit); 64 matches the darkest light the dequantizer is trained for.
+    max_gain : float >= 1 or None
+        Highest gain allowed.  None (default): 64 times the uniform gain, so a dim
+        frame always reaches full scale and dark regions may be lifted up to 64x
+        more than the brightest one.  A number caps every gain, the uniform one
+        included: when it keeps the brightest pixel below full scale a
+        ``RuntimeWarning`` says so.  ``min_gain > max_gain`` is a ``ValueError``.
     shared_gain : bool
         For stacks: one gain for all planes (no flicker in a time series).
-    bits : int or None
-        Bit depth of the capture, for ``.quantization``: by default from an
-        integer dtype, or the coarsest grid the float image lies on (16 if none).
+    bits : int in 1..16 or None
+        Bit depth of the capture: integers are divided by ``2**bits - 1`` (a 12-bit
+        camera's uint16 frame by 4095) and ``.quantization`` uses it.  None infers
+        it by the package's one rule (:func:`napari_lowlight.intensity.infer_bits`:
+        the smallest of 8/10/12/14/16 bits holding an integer image's maximum; the
+        coarsest grid a float image lies on), reported in ``.intensity``.
+    black_level : float, array_like or None
+        The camera's offset in the data's units (counts for integers): a scalar or
+        a per-pixel map (dask inputs: a scalar), subtracted before anything else.
+    shading : float in [0, 1]
+        Fraction of the estimated smooth illumination divided out before the LP (a
+        flat-field correction with the illumination estimated from the image: its
+        smooth upper envelope over 1/8 of the side).  0 (default) is the paper's
+        LAIC; 1 flattens a vignette or light gradient fully but also lifts large
+        genuinely dark areas.  The local ranks kept are then those of the corrected
+        capture, which differ from the raw capture's only at near-ties (``rank_preserved``
+        is measured against the raw capture).  See ``docs/laic.md``.
     time_limit : float
         Seconds HiGHS may spend per problem.  "exact" raises
         :class:`LAICSolverError` when it runs out; "auto" then falls back to "fast".
@@ -198,8 +247,13 @@ def laic(
     window_radius = _check_int(window_radius, "window_radius", 1, 15)
     if min_gain is not None:
         min_gain = check_real(min_gain, "min_gain", low=0.0, low_inclusive=False)
-    max_gain = check_real(max_gain, "max_gain", low=1.0)
+    if max_gain is not None:
+        max_gain = check_real(max_gain, "max_gain", low=1.0)
+    if min_gain is not None and max_gain is not None and min_gain > max_gain:
+        raise ValueError(f"min_gain={min_gain:g} is above max_gain={max_gain:g}: the gain "
+                         "range is empty")
     time_limit = check_real(time_limit, "time_limit", low=0.0, low_inclusive=False)
+    shading = check_real(shading, "shading", low=0.0, high=1.0)
     if max_regions is not None:
         max_regions = _check_int(max_regions, "max_regions", 1, 10**8)
     if isinstance(image, (str, bytes)) or not hasattr(image, "shape") and not isinstance(
@@ -208,16 +262,17 @@ def laic(
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     options = dict(method=method, contrast_weight=contrast_weight, window_radius=window_radius,
                    min_gain=min_gain, max_gain=max_gain, time_limit=time_limit,
-                   max_regions=max_regions)
+                   max_regions=max_regions, shading=shading)
     if is_lazy(image):
         if shared_gain:
             raise ValueError("shared_gain=True needs every plane at once: pass an in-memory "
                              "array (or compute the stack) for one gain over all planes")
-        return _laic_lazy(image, channel_axis=channel_axis, bits=bits, **options)
+        return _laic_lazy(image, channel_axis=channel_axis, bits=bits, black_level=black_level,
+                          **options)
     xp = array_module(image)
     array = image if xp is not np else np.asarray(image)
     channel_axis = check_channel_axis(array.shape, channel_axis)
-    values = _to_float(array, xp)
+    values, intensity = _to_float(array, xp, bits, black_level)
     out_dtype = float_dtype_for(array.dtype)
     if not bool((values > 0).any()):
         raise ValueError("image is entirely black (all zero): there is no light to compensate")
@@ -232,24 +287,18 @@ def laic(
 
     gains, infos, objective = [], [], 0.0
     ran = set()
-    for done, group in enumerate(groups, start=1):
-        brightest = float(group.max())
-        if brightest == 0:
+    for done, raw_group in enumerate(groups, start=1):
+        if float(raw_group.max()) == 0:
             raise ValueError("a plane of the image is entirely black: there is no light to "
                              "compensate (use shared_gain=True for a time series with black frames)")
-        # max_gain caps every gain, the uniform one included (a very dark image
-        # then stays below full range rather than amplifying a few levels without end).
-        floor = min(1.0 / brightest, max_gain) if min_gain is None else min_gain
-        if floor > 1.0 / brightest * (1 + 1e-12):
-            raise ValueError(
-                f"min_gain={min_gain:g} would push the brightest pixel ({brightest:g}) above 1; "
-                f"it must be <= {1.0 / brightest:g} for this image"
-            )
-        if floor > max_gain:
-            raise ValueError(f"min_gain={floor:g} is above max_gain={max_gain:g}")
+        pre_gain = shading_gain(raw_group, strength=shading) if shading > 0 else None
+        group = raw_group if pre_gain is None else raw_group * pre_gain
+        brightest = float(group.max())
+        floor, ceiling = _gain_range(brightest, min_gain, max_gain)
         problem = LocalContrast.build(group, radius=window_radius,
                                       weight=contrast_weight / brightest,
-                                      min_gain=floor, max_gain=max_gain)
+                                      min_gain=floor, max_gain=ceiling,
+                                      saturation_radius=SATURATION_RADIUS)
         chosen = method
         if method == "auto":
             chosen = "exact" if group.size <= EXACT_MAX_PIXELS else "fast"
@@ -270,7 +319,7 @@ def laic(
             gain, info = solve_fast(problem, max_regions=budget, time_limit=time_limit)
         ran.add(chosen)
         objective += problem.objective(gain)
-        gains.append(gain)
+        gains.append(gain if pre_gain is None else gain * pre_gain)
         infos.append({"method": chosen, **info})
         if progress is not None:
             progress(done, len(groups))
@@ -286,7 +335,7 @@ def laic(
     gain_full = gain if channel_axis is None else xp.expand_dims(gain, channel_axis)
     enhanced = xp.clip(values * gain_full, 0.0, 1.0).astype(out_dtype)
 
-    bits = _infer_bits(to_numpy(values), np.dtype(array.dtype), bits)
+    bits = intensity.bits
     levels = np.rint(to_numpy(values) * (2**bits - 1)).astype(np.int64)
     quantization = Quantization(levels, k=1.0 / to_numpy(gain_full), r=1.0, bits=bits)
     return LAICResult(
@@ -297,32 +346,41 @@ def laic(
         method="exact" if ran == {"exact"} else "fast" if ran == {"fast"} else "mixed",
         rank_preserved=rank,
         info=infos,
+        intensity=intensity,
     )
 
 
-def _laic_lazy(image, *, channel_axis, bits, **options) -> LAICResult:
+def _laic_lazy(image, *, channel_axis, bits, black_level, **options) -> LAICResult:
     """``laic`` on a dask array: one in-memory solve per plane, when its chunk is computed."""
     import dask.array as da
 
     channel_axis = check_channel_axis(image.shape, channel_axis)
     check_lazy_dtype(image)
     dtype = np.dtype(image.dtype)
-    if bits is None and dtype.kind == "f":
-        # one bit depth for the whole stack: inferred from the first plane, as in memory
+    if black_level is not None and not isinstance(black_level, numbers.Real):
+        raise ValueError("a per-pixel black_level map needs an in-memory image; for a dask "
+                         "array pass a scalar black level (or subtract the map lazily first)")
+    # one bit depth for the whole stack, by the same rule as in memory (the whole array:
+    # a dask maximum is one pass over the data)
+    inferred = bits is None
+    if dtype.kind == "f" and bits is None:
         first = np.asarray(image[tuple(0 if axis < image.ndim - 2 and axis != channel_axis
                                        else slice(None) for axis in range(image.ndim))])
-        bits = _infer_bits(as_float_image(first), dtype, None)
-    bits = _infer_bits(np.zeros(1), dtype, bits)
+        bits = infer_bits(first)
+    else:
+        bits, _ = effective_bits(image, bits)
     planes = image.rechunk(plane_chunks(image.shape, channel_axis))
     stacked = planes.map_blocks(_laic_block, channel_axis=channel_axis, bits=bits,
-                                options=options, new_axis=0,
+                                black_level=black_level, options=options, new_axis=0,
                                 chunks=((2,),) + planes.chunks, dtype=np.float64)
     enhanced = stacked[0].astype(float_dtype_for(dtype))
     gain_full = stacked[1] if channel_axis is None else stacked[1][
         tuple(slice(0, 1) if axis == channel_axis else slice(None)
               for axis in range(image.ndim))]
     gain = gain_full if channel_axis is None else da.squeeze(gain_full, axis=channel_axis)
-    values = planes.map_blocks(as_float_image, dtype=np.float64)
+    values = planes.map_blocks(lambda block: to_intensity(block, bits=bits,
+                                                           black_level=black_level)[0],
+                               dtype=np.float64)
     levels = da.rint(values * (2**bits - 1)).astype(np.uint8 if bits <= 8 else np.uint16)
     quantization = Quantization(levels, k=1.0 / gain_full, r=1.0, bits=bits)
     rows, cols = [n for axis, n in enumerate(image.shape) if axis != channel_axis][-2:]
@@ -330,13 +388,15 @@ def _laic_lazy(image, *, channel_axis, bits, **options) -> LAICResult:
     method = options["method"]
     if method == "auto":
         method = "exact" if plane_pixels <= EXACT_MAX_PIXELS else "fast"
+    intensity = Intensity(bits, inferred, None if black_level is None else float(black_level))
     return LAICResult(enhanced=enhanced, gain=gain, objective=float("nan"),
                       quantization=quantization, method=method,
-                      rank_preserved=float("nan"), info=[])
+                      rank_preserved=float("nan"), info=[], intensity=intensity)
 
 
-def _laic_block(block, *, channel_axis, bits, options):
-    result = laic(block, channel_axis=channel_axis, bits=bits, **options)
+def _laic_block(block, *, channel_axis, bits, black_level, options):
+    result = laic(block, channel_axis=channel_axis, bits=bits, black_level=black_level,
+                  **options)
     gain = result.gain if channel_axis is None else np.expand_dims(result.gain, channel_axis)
     gain = np.broadcast_to(gain, block.shape)
     return np.stack([result.enhanced.astype(np.float64), gain])

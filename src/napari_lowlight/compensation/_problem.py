@@ -30,6 +30,10 @@ __all__ = ["LocalContrast", "laic_objective", "local_signs", "rank_preservation"
 #: 16 bits and radius 7), so the threshold only catches exact ties.
 TIE_TOLERANCE = 1e-10
 
+#: Headroom below full scale of a pixel under its local maximum, as a fraction of its
+#: relative distance to that maximum (see ``LocalContrast.build``).
+SATURATION_MARGIN = 0.25
+
 
 def local_signs(luminance, radius: int):
     """``sign(Ja - mean(Ja))`` per pixel, 0 for ties, as int8 (NumPy or CuPy like the input)."""
@@ -105,7 +109,8 @@ class LocalContrast:
     upper: np.ndarray  # largest gain keeping every plane <= 1, (rows, cols)
 
     @classmethod
-    def build(cls, luminance, *, radius, weight, min_gain, max_gain) -> LocalContrast:
+    def build(cls, luminance, *, radius, weight, min_gain, max_gain,
+              saturation_radius: int = 0) -> LocalContrast:
         luminance = np.asarray(luminance, dtype=np.float64)
         if luminance.ndim == 2:
             luminance = luminance[None]
@@ -116,8 +121,22 @@ class LocalContrast:
         spread = box_sum(signs / counts, radius)
         cost = -weight * (luminance * (signs - spread)).sum(axis=0)
         brightest = luminance.max(axis=0)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             upper = np.where(brightest > 0, 1.0 / brightest, np.inf)
+            if saturation_radius:
+                # Decision (docs/laic.md): only a pixel that is the brightest of its
+                # neighbourhood may reach full scale; one below its local maximum L stays
+                # below 1 by a margin, Jt <= 1 - margin * (1 - Ja / L).  With the plain
+                # Jt <= 1 the contrast reward pushed every pixel of a bright object's flank
+                # to exactly 1 (4 % of a dim camera frame saturated).  The margin is partial
+                # (not Jt <= Ja / L) so a dark pixel next to a bright object is not held
+                # down with it (that would draw a dark ring).
+                from scipy.ndimage import maximum_filter
+
+                local = maximum_filter(brightest, size=2 * saturation_radius + 1,
+                                       mode="nearest")
+                room = 1.0 - SATURATION_MARGIN * (1.0 - brightest / local)
+                upper = np.where(brightest > 0, room / brightest, np.inf)
         upper = np.minimum(upper, max_gain)
         return cls(luminance, radius, weight, min_gain, max_gain, signs, counts, cost, upper)
 

@@ -21,8 +21,9 @@ from ..formation import degrade
 __all__ = ["VALIDATION_IMAGES", "PairSettings", "is_validation_image", "load_images",
            "make_batch", "make_pair", "test_set_images"]
 
-#: Images never trained on: the validation set (photographs from the wallpaper packages and
-#: scikit-image, microscopy from scikit-image).  Files are matched by name, scikit-image's
+#: Images never trained on: the validation set (photographs from the wallpaper packages,
+#: scikit-image and matplotlib/mahotas; microscopy from scikit-image and the packages of
+#: ``make training-data``).  Files are matched by name, scikit-image's
 #: images as ``skimage:NAME``.  The evaluation-only sources (the ``stardist`` package, the
 #: ``plasma-workspace-wallpapers`` and ``lomiri-wallpapers`` Debian packages) are never read.
 VALIDATION_IMAGES = (
@@ -30,6 +31,13 @@ VALIDATION_IMAGES = (
     "skimage:cell", "skimage:immunohistochemistry",
     "Garden.jpg", "Storm.jpg", "LadyBird.jpg", "RainDrops.jpg", "Dune.jpg",
     "goldfish.png", "city.png", "calla.png", "the-mouse.jpg", "desert.png",
+    # scripts/fetch_microscopy_images.sh: whole samples held out (z-planes and frames of one
+    # sample are near-duplicates, so a sample is either all training or all validation)
+    "nuclear.png", "img_terra_2d.tif", "skin.tif", "target_image.png",
+    "20P1_POS0005_D_1UL.tif", "20P1_POS0007_D_1UL.tif", "20P1_POS0008_D_1UL.tif",
+    "20P1_POS0010_D_1UL.tif", "20P1_POS0011_D_1UL.tif",
+    "data_015.tif", "data_020.tif", "data_025.tif", "data_030.tif", "data_035.tif",
+    "DepartmentStore.jpg", "grace_hopper.jpg",
 )
 
 
@@ -81,6 +89,11 @@ def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
                 array = np.clip(array.astype(np.float32), 0, 1)
             elif array.dtype.kind not in "u":
                 continue  # signed or boolean data are not photographs
+            elif array.dtype.itemsize > 1 and array.max() < np.iinfo(array.dtype).max // 2:
+                # A scientific frame stored dimly (12-bit counts in uint16, a few hundred
+                # counts of 65535): as a *normal* image it is its own range, so stretch it
+                # to [0, 1]; the pairs then dim it as the settings say.
+                array = (array.astype(np.float32) / max(float(array.max()), 1.0))
             images[str(path)] = array
     return images
 

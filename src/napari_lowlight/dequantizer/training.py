@@ -196,7 +196,9 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        # map_location moved every tensor to `device`; the CPU generator takes only a CPU
+        # ByteTensor ("RNG state must be a torch.ByteTensor" on a CUDA resume otherwise)
+        torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed {out_dir} at step {step}")
     val_batch = validation_batch(val_images, config)
     started = time.perf_counter()
