@@ -36,7 +36,8 @@ def test_manifest_is_discovered_and_valid():
     pm.discover()
     manifest = pm.get_manifest("napari-lowlight")
     assert [w.display_name for w in manifest.contributions.widgets] == [
-        "Simulate low light", "Compensate illumination (LAIC)", "Dequantize", "Compare methods"]
+        "Simulate low light", "Compensate illumination (LAIC)", "Dequantize",
+        "Enhance (LAIC + dequantizer)", "Compare methods"]
     keys = {s.key for s in manifest.contributions.sample_data}
     assert keys == {"photograph", "microscopy", "dark_capture"}
 

@@ -23,26 +23,42 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,
-            **laic_options):
+            preset=None, progress=None, **laic_options):
     """The paper's pipeline on a real dark image: LAIC, then the dequantizer.
 
     Parameters
     ----------
     dark : array_like
-        The dark capture (float in [0, 1] or integers); gray, colour with
-        ``channel_axis``, or a stack.
+        The dark capture (float in [0, 1] or integer counts, e.g. a camera's uint16
+        frame); gray, colour with ``channel_axis``, or a stack.  Not modified.
     channel_axis : int or None
     model, device, tile, project
         Passed to :func:`dequantize`.
+    preset : str or None
+        Named LAIC settings (:data:`napari_lowlight.presets.PRESETS`: "photograph",
+        "microscope-12bit", "microscope-16bit", "time-lapse"); explicit
+        ``laic_options`` win over it.
+    progress : callable, optional
+        ``progress(done, total)``: LAIC's planes, then the dequantizer's.
     **laic_options
-        Passed to :func:`napari_lowlight.laic` (``method``, ``contrast_weight``, ``bits``, ...).
+        Passed to :func:`napari_lowlight.laic` (``bits``, ``black_level``, ``shading``,
+        ``method``, ``contrast_weight``, ``max_gain``, ``shared_gain``, ...).
 
     Returns
     -------
     ndarray of float32 in [0, 1], the input's shape
     """
     from .compensation import laic
+    from .presets import preset_options
 
-    compensated = laic(dark, channel_axis=channel_axis, **laic_options)
+    options = preset_options(preset, **laic_options)
+    compensated = laic(dark, channel_axis=channel_axis,
+                       progress=None if progress is None else (lambda d, t: progress(d, 2 * t)),
+                       **options)
+    def restore_progress(done, total):
+        if progress is not None:
+            progress(total + done, 2 * total)
+
     return dequantize(compensated.enhanced, quantization=compensated.quantization, model=model,
-                      device=device, tile=tile, project=project, channel_axis=channel_axis)
+                      device=device, tile=tile, project=project, channel_axis=channel_axis,
+                      progress=restore_progress)

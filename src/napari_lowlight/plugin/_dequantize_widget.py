@@ -8,7 +8,6 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
-from .._lazy import is_lazy
 from ..quantization import Quantization, quantize_levels
 from ._layers import derived_layer_kwargs, layer_quantization
 from ._step_widget import StepWidget

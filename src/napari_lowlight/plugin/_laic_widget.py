@@ -51,14 +51,32 @@ class LAICWidget(StepWidget):
             tooltip="Radius of the local-mean window whose rank order is preserved",
         )
         self.max_gain = FloatSpinBox(
-            label="max gain", value=64.0, min=1.0, max=10000.0, step=1.0,
-            tooltip="Largest amplification allowed anywhere",
+            label="max gain (0 = auto)", value=0.0, min=0.0, max=1e6, step=1.0,
+            tooltip="Largest amplification allowed anywhere; 0 lets the gain reach what takes "
+            "the image's bright end to full scale (and up to 64x that in dark regions)",
+        )
+        self.bits = ComboBox(
+            label="bits", choices=["auto", "8", "10", "12", "14", "16"], value="auto",
+            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1 (a 12-bit "
+            "camera's uint16 frame by 4095). auto: from the layer's quantization, else the "
+            "smallest of 8/10/12/14/16 bits holding the maximum",
+        )
+        self.black_level = FloatSpinBox(
+            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
+            tooltip="The camera's offset in counts (float images: in [0, 1] units), "
+            "subtracted before compensation",
+        )
+        self.shading = FloatSpinBox(
+            label="shading correction", value=0.0, min=0.0, max=1.0, step=0.05,
+            tooltip="Fraction of the estimated smooth illumination divided out before the LP "
+            "(1 takes a vignette out; 0 is the paper's LAIC)",
         )
         self.shared_gain = CheckBox(
             label="one gain for all planes", value=False,
             tooltip="For time series: the same gain on every plane (no flicker)",
         )
-        super().__init__(viewer, [self.method, self.contrast_weight, self.window_radius,
+        super().__init__(viewer, [self.bits, self.black_level, self.method,
+                                  self.contrast_weight, self.window_radius, self.shading,
                                   self.max_gain, self.shared_gain])
 
     def parameters(self) -> dict:
@@ -66,14 +84,25 @@ class LAICWidget(StepWidget):
             "method": self.method.value,
             "contrast_weight": float(self.contrast_weight.value),
             "window_radius": int(self.window_radius.value),
-            "max_gain": float(self.max_gain.value),
+            "max_gain": float(self.max_gain.value) or None,
             "shared_gain": bool(self.shared_gain.value),
+            "shading": float(self.shading.value),
         }
-        layer = self.image.value
-        quantization = getattr(layer, "metadata", {}).get("quantization")
-        if isinstance(quantization, Quantization):
-            params["bits"] = quantization.bits
+        if self.black_level.value > 0:
+            params["black_level"] = float(self.black_level.value)
+        if self.bits.value != "auto":
+            params["bits"] = int(self.bits.value)
+        else:
+            layer = self.image.value
+            quantization = getattr(layer, "metadata", {}).get("quantization")
+            if isinstance(quantization, Quantization):
+                params["bits"] = quantization.bits
         return params
+
+    def _image_layers(self, _widget=None):
+        # never offer a gain map as the dark image
+        return [layer for layer in super()._image_layers()
+                if layer.metadata.get("napari_lowlight", {}).get("image") != "gain"]
 
     def compute(self, data, channel_axis, params, report):
         report(0, 1)
@@ -91,7 +120,7 @@ class LAICWidget(StepWidget):
         gain_kwargs = {key: value for key, value in common.items() if key != "rgb"}
         self._viewer.add_image(
             result.gain, name=GAIN_LAYER, colormap="magma", visible=False,
-            metadata={"napari_lowlight": info}, **gain_kwargs,
+            metadata={"napari_lowlight": {**info, "image": "gain"}}, **gain_kwargs,
         )
         if is_lazy(result.enhanced):
             return "done: lazy layers, each plane solved as you browse"

@@ -1,0 +1,133 @@
+"""The one-click "Enhance" dock widget: LAIC then the dequantizer on one layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, FloatSpinBox
+
+from .._lazy import is_lazy
+from ..presets import PRESETS, preset_options
+from ._dequantize_widget import _model_names
+from ._layers import derived_layer_kwargs
+from ._step_widget import StepWidget
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["EnhanceWidget"]
+
+OUTPUT_LAYER = "restored"
+GAIN_LAYER = "gain"
+BITS_CHOICES = ["auto", "8", "10", "12", "14", "16"]
+
+
+class EnhanceWidget(StepWidget):
+    """Runs :func:`napari_lowlight.laic` then :func:`napari_lowlight.dequantize` on a dark layer.
+
+    Adds ``"restored"`` (``metadata["quantization"]`` = the LAIC intervals, so it can be
+    saved and dequantized again identically) and a hidden ``"gain"``.  A preset
+    (photograph, 12-bit or 16-bit microscope, time-lapse) fills bit depth, shading and
+    gain sharing; the black level is the camera's offset in counts.
+    """
+
+    title = "Enhance (LAIC + dequantizer)"
+    run_text = "Enhance"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self.preset = ComboBox(
+            label="preset", choices=list(PRESETS), value="photograph",
+            tooltip="photograph: 8-bit, vignette taken out; microscope 12/16-bit: the "
+            "camera's depth, no shading estimate; time-lapse: one gain for all frames",
+        )
+        self.bits = ComboBox(
+            label="bits", choices=BITS_CHOICES, value="8",
+            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1. "
+            "auto infers it (smallest of 8/10/12/14/16 bits holding the maximum)",
+        )
+        self.black_level = FloatSpinBox(
+            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
+            tooltip="The camera's offset, in counts (float images: in [0, 1] units), "
+            "subtracted before anything else",
+        )
+        self.shading = FloatSpinBox(
+            label="shading correction", value=1.0, min=0.0, max=1.0, step=0.05,
+            tooltip="Fraction of the estimated smooth illumination divided out before LAIC "
+            "(1 takes a vignette out; 0 is the paper's LAIC)",
+        )
+        self.model = ComboBox(label="model", choices=_model_names(),
+                              tooltip="The dequantizer's weights")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
+                               tooltip="auto uses a CUDA GPU when there is one")
+        super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
+                                  self.model, self.device])
+        self.preset.changed.connect(self._apply_preset)
+        self._apply_preset()
+
+    def _apply_preset(self, _=None):
+        options = PRESETS[self.preset.value]
+        self.bits.value = "auto" if options.get("bits") is None else str(options["bits"])
+        self.shading.value = float(options.get("shading", 0.0))
+
+    def _image_layers(self, _widget=None):
+        # never offer our own gain maps as an input: they are not images of light
+        return [layer for layer in super()._image_layers()
+                if layer.metadata.get("napari_lowlight", {}).get("image") != "gain"]
+
+    def parameters(self) -> dict:
+        device = self.device.value
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("no CUDA device here: choose auto or cpu")
+        bits = None if self.bits.value == "auto" else int(self.bits.value)
+        options = preset_options(self.preset.value, shading=float(self.shading.value))
+        options["bits"] = bits
+        if self.black_level.value > 0:
+            options["black_level"] = float(self.black_level.value)
+        return {"preset": self.preset.value, "laic": options, "model": self.model.value,
+                "device": device}
+
+    def compute(self, data, channel_axis, params, report):
+        from ..compensation import laic
+        from ..pipeline import dequantize
+
+        lazy = is_lazy(data)
+        options = dict(params["laic"])
+        if lazy:
+            options.pop("shared_gain", None)  # one gain over a lazy series is refused
+        report(0, 2)
+        compensated = laic(data, channel_axis=channel_axis,
+                           progress=None if lazy else (lambda d, t: report(d, 2 * t)),
+                           **options)
+        restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
+                              model=params["model"], device=params["device"],
+                              channel_axis=channel_axis,
+                              progress=lambda d, t: report(t + d, 2 * t))
+        return compensated, restored
+
+    def add_layers(self, source, result, params: dict) -> str:
+        compensated, restored = result
+        intensity = compensated.intensity.as_dict() if compensated.intensity else {}
+        info = {"step": "enhance", "source_layer": source.name, "preset": params["preset"],
+                **params["laic"], "model": params["model"], "intensity": intensity,
+                "method_used": compensated.method, "rank_preserved": compensated.rank_preserved}
+        common = derived_layer_kwargs(source)
+        self._viewer.add_image(
+            restored, name=OUTPUT_LAYER, contrast_limits=(0.0, 1.0),
+            metadata={"quantization": compensated.quantization, "napari_lowlight": info},
+            **common)
+        gain_kwargs = {key: value for key, value in common.items() if key != "rgb"}
+        self._viewer.add_image(compensated.gain, name=GAIN_LAYER, colormap="magma",
+                               visible=False,
+                               metadata={"napari_lowlight": {**info, "image": "gain"}},
+                               **gain_kwargs)
+        if is_lazy(restored):
+            return f"done: lazy layers ({intensity.get('bits', '?')}-bit), computed as you browse"
+        gain = np.asarray(compensated.gain)
+        return (f"done: {intensity.get('bits')}-bit"
+                f"{' (inferred)' if intensity.get('bits_inferred') else ''}, gain "
+                f"{float(gain.min()):.1f}-{float(gain.max()):.1f}, bright end "
+                f"{float(np.percentile(restored, 99.5)):.2f}")

@@ -1,0 +1,101 @@
+"""The one-click Enhance widget on real-looking dim camera frames (issue 18), under Xvfb."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_lowlight.quantization import Quantization  # noqa: E402
+
+
+def _dim_stack(frames=2, bits=12, black=100, peak=235, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :48]
+    out = []
+    for frame in range(frames):
+        scene = np.exp(-((yy - 20 - 3 * frame) ** 2 + (xx - 24) ** 2) / 120.0)
+        scene = scene + 0.2 * rng.random((48, 48))
+        out.append(black + np.rint(peak * scene / scene.max()))
+    stack = np.stack(out).astype(np.uint16)
+    assert stack.max() <= 2**bits - 1
+    return stack
+
+
+def _wait(qtbot, widget, timeout=120000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+@pytest.fixture
+def errors():
+    """Messages shown to the user as napari error notifications."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    shown = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            shown.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield shown
+    notification_manager.notification_ready.disconnect(record)
+
+
+def test_enhance_widget_brightens_a_dim_12bit_frame(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
+
+    viewer = make_napari_viewer()
+    frame = _dim_stack(frames=1)[0]
+    original = frame.copy()
+    layer = viewer.add_image(frame, name="camera")
+    widget = EnhanceWidget(viewer)
+    widget.preset.value = "microscope-12bit"
+    assert widget.bits.value == "12" and widget.shading.value == 0.0
+    widget.black_level.value = 100
+    assert widget.run() is not None
+    _wait(qtbot, widget)
+    assert errors == []
+    assert [lay.name for lay in viewer.layers] == ["camera", "restored", "gain"]
+    restored = np.asarray(viewer.layers["restored"].data)
+    assert np.percentile(restored, 99.5) >= 0.5  # the bright end reaches half of full scale
+    assert np.mean(restored >= 0.999) <= 0.01  # at most 1 % at full scale
+    quant = viewer.layers["restored"].metadata["quantization"]
+    assert isinstance(quant, Quantization) and quant.bits == 12
+    assert quant.is_consistent(restored).mean() == 1.0  # projected into the LAIC intervals
+    info = viewer.layers["restored"].metadata["napari_lowlight"]
+    assert info["black_level"] == 100 and info["intensity"]["bits"] == 12
+    assert viewer.layers["gain"].visible is False
+    np.testing.assert_array_equal(layer.data, original)  # input untouched
+    assert widget.status.value.startswith("done: 12-bit")
+    # the gain map is never offered as an input
+    widget._refresh_layers()
+    assert "gain" not in [lay.name for lay in widget.image.choices if lay is not None]
+
+
+def test_enhance_widget_time_lapse_uses_one_gain(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_dim_stack(frames=3), name="movie")
+    widget = EnhanceWidget(viewer)
+    widget.preset.value = "time-lapse"
+    assert widget.bits.value == "auto"
+    widget.run()
+    _wait(qtbot, widget)
+    assert errors == []
+    gain = np.asarray(viewer.layers["gain"].data)
+    assert gain.shape == (3, 48, 48)
+    np.testing.assert_array_equal(gain[0], gain[2])  # no flicker: one gain for the series
+
+
+def test_enhance_widget_reports_bad_settings(make_napari_viewer, qtbot, errors):
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_dim_stack(frames=1, peak=3000)[0], name="bright")
+    widget = EnhanceWidget(viewer)
+    widget.preset.value = "photograph"  # 8 bits, but the data hold 12-bit counts
+    widget.run()
+    _wait(qtbot, widget)
+    assert len(errors) == 1 and "full scale of bits=8" in errors[0]
+    assert [lay.name for lay in viewer.layers] == ["bright"]
