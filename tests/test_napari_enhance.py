@@ -99,3 +99,54 @@ def test_enhance_widget_reports_bad_settings(make_napari_viewer, qtbot, errors):
     _wait(qtbot, widget)
     assert len(errors) == 1 and "full scale of bits=8" in errors[0]
     assert [lay.name for lay in viewer.layers] == ["bright"]
+
+
+def test_saved_result_reopens_with_its_quantization(tmp_path):
+    """Core round trip: a LAIC result written and read back dequantizes identically."""
+    import napari_lowlight as nl
+    from napari_lowlight.quantized_tiff import (
+        is_quantized_tiff,
+        read_quantized_tiff,
+        write_quantized_tiff,
+    )
+
+    frame = _dim_stack(frames=1)[0]
+    result = nl.laic(frame, bits=12, black_level=100)
+    path = write_quantized_tiff(tmp_path / "enhanced.tif", result.enhanced, result.quantization,
+                                metadata={"step": "laic", "black_level": 100})
+    assert is_quantized_tiff(path)
+    image, quantization, info = read_quantized_tiff(path)
+    np.testing.assert_array_equal(quantization.levels, result.quantization.levels)
+    np.testing.assert_allclose(quantization.k, result.quantization.k)
+    assert (quantization.bits, quantization.r) == (12, 1.0) and info["black_level"] == 100
+    before = nl.dequantize(result.enhanced, quantization=result.quantization)
+    after = nl.dequantize(image, quantization=quantization)
+    np.testing.assert_array_equal(before, after)
+    # a plain TIFF is not claimed
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", frame)
+    assert not is_quantized_tiff(tmp_path / "plain.tif")
+    with pytest.raises(ValueError, match="not written by napari-lowlight"):
+        read_quantized_tiff(tmp_path / "plain.tif")
+
+
+def test_napari_writer_and_reader_round_trip(make_napari_viewer, tmp_path):
+    import napari_lowlight as nl
+
+    viewer = make_napari_viewer()
+    capture = nl.degrade(np.linspace(0, 1, 32 * 40).reshape(32, 40), k=1 / 30, seed=0)
+    viewer.add_image(capture.reexposed, name="re-exposed",
+                     metadata={"quantization": capture.quantization,
+                               "napari_lowlight": {"step": "degrade", "k": 1 / 30}})
+    path = str(tmp_path / "saved.tif")
+    written = viewer.layers.save(path, selected=False, plugin="napari-lowlight")
+    assert written == [path]
+    viewer.layers.clear()
+    viewer.open(path, plugin="napari-lowlight")
+    layer = viewer.layers[0]
+    quantization = layer.metadata["quantization"]
+    np.testing.assert_array_equal(quantization.levels, capture.quantization.levels)
+    assert quantization.k == pytest.approx(1 / 30) and quantization.r == pytest.approx(1.3)
+    assert layer.metadata["napari_lowlight"]["step"] == "degrade"
+    assert layer.name == "re-exposed"
