@@ -195,3 +195,134 @@ def test_runs_on_one_client_never_share_results(tmp_path, client):
         run_batch([folder / "same.tif"], folder / "out.zarr", steps=["laic"], client=client)
         np.testing.assert_allclose(zarr.open_group(folder / "out.zarr", mode="r")["same"][0],
                                    nl.laic(stack[0]).enhanced, atol=1e-5)
+
+
+# -- issue 14: run identity, lock, planning before work ------------------------------------
+def test_resume_with_another_identity_is_refused_and_restart_starts_over(tmp_path, client,
+                                                                         capsys):
+    stack = dark_stack(planes=2, shape=(32, 40))
+    source = tmp_path / "cells.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    run_batch([source], out, steps=["laic"], client=client)
+    first = zarr.open_group(out, mode="r")["cells"][:]
+    identity = batch_summary(out)["napari_lowlight"]["identity"]
+    assert identity["inputs"][0]["content"].startswith("sha256:")
+    assert identity["package_version"] == nl.__version__
+    for options, words in ((dict(bits=12), "--bits"),
+                           (dict(laic_options={"contrast_weight": 2.0}), "LAIC options"),
+                           (dict(steps=["laic", "dequantize"]), "steps")):
+        options = {"steps": ["laic"], **options}
+        with pytest.raises(ValueError, match=words) as refused:
+            run_batch([source], out, client=client, **options)
+        assert "--restart" in str(refused.value)
+    # a different input file of the same name
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    tifffile.imwrite(other / "cells.tif", stack[::-1], photometric="minisblack")
+    with pytest.raises(ValueError, match="is now"):
+        run_batch([other / "cells.tif"], out, steps=["laic"], client=client)
+    # the input rewritten in place (same size, same name)
+    tifffile.imwrite(source, stack[::-1], photometric="minisblack")
+    with pytest.raises(ValueError, match="rewritten"):
+        run_batch([source], out, steps=["laic"], client=client)
+    np.testing.assert_array_equal(zarr.open_group(out, mode="r")["cells"][:], first)
+    # --restart: the old planes are discarded, the new input processed in full
+    assert main(["batch", str(source), "--out", str(out), "--steps", "laic", "--restart",
+                 "--workers", "1"]) == 0
+    capsys.readouterr()
+    np.testing.assert_allclose(zarr.open_group(out, mode="r")["cells"][0],
+                               nl.laic(stack[1]).enhanced, atol=1e-5)
+
+
+def test_a_model_change_is_refused(tmp_path, client):
+    import shutil
+
+    from napari_lowlight.dequantizer.weights import shipped_weights_dir
+
+    stack = dark_stack(planes=1, shape=(24, 24))
+    source = tmp_path / "s.tif"
+    tifffile.imwrite(source, stack, photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    run_batch([source], out, steps=["dequantize"], client=client)
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(shipped_weights_dir() / "default.safetensors", copy)
+    with pytest.raises(ValueError, match="model"):
+        run_batch([source], out, steps=["dequantize"], model=str(copy), client=client)
+
+
+def test_one_output_one_run_at_a_time(tmp_path, client):
+    from napari_lowlight.batch import LOCK_NAME, _output_lock
+
+    source = tmp_path / "s.tif"
+    tifffile.imwrite(source, dark_stack(planes=2, shape=(24, 24)), photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    with _output_lock(out):  # another run holds it
+        with pytest.raises(RuntimeError, match="in use by another batch run"):
+            run_batch([source], out, steps=["laic"], client=client)
+    assert not out.exists()  # the lock's folder went with it: nothing was written
+    # a lock file left behind by a killed run holds no lock: the next run goes ahead
+    out.mkdir()
+    (out / LOCK_NAME).write_text('{"pid": 999999, "host": "gone", "started": 0}')
+    assert run_batch([source], out, steps=["laic"], client=client)["computed"] == 2
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_batch_refuses_before_creating_anything(tmp_path, capsys):
+    source = tmp_path / "frames"
+    source.mkdir()
+    tifffile.imwrite(source / "a.tif", dark_stack(planes=1)[0], photometric="minisblack")
+    # the output inside an input folder
+    assert main(["batch", str(source), "--out", str(source / "out.zarr")]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
+    # an unreachable scheduler: found in seconds, before the zarr is created
+    start = time.monotonic()
+    assert main(["batch", str(source), "--out", str(tmp_path / "o.zarr"), "--steps", "laic",
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the dask scheduler" in capsys.readouterr().err
+    assert time.monotonic() - start < 20 and not (tmp_path / "o.zarr").exists()
+    # a folder of the user's that is not a batch output is never written into or cleared
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for extra in ([], ["--restart"]):
+        assert main(["batch", str(source), "--out", str(mine), "--steps", "laic", *extra]) == 2
+        assert "not a napari-lowlight batch output" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_every_series_alpha_planar_palette_miniswhite(tmp_path, client):
+    """TIFF read by its tags, page by page: every series, alpha copied, not compensated."""
+    from napari_lowlight.io import load_image
+
+    stack = dark_stack(planes=2, shape=(24, 32))
+    rgb = np.stack([dark_stack(planes=2, shape=(24, 32), seed=s) for s in range(3)], axis=-1)
+    alpha = np.full((2, 24, 32), 200, np.uint8)
+    files = {
+        "multi": [(stack, {"photometric": "minisblack"}),
+                  (rgb[0], {"photometric": "rgb"})],
+        "rgba": [(np.concatenate([rgb, alpha[..., None]], axis=-1),
+                  {"photometric": "rgb", "extrasamples": ["unassalpha"]})],
+        "planar": [(np.moveaxis(rgb[0], -1, 0), {"photometric": "rgb",
+                                                  "planarconfig": "separate"})],
+        "inverted": [(255 - stack, {"photometric": "miniswhite"})],
+    }
+    for name, series in files.items():
+        for index, (array, options) in enumerate(series):
+            tifffile.imwrite(tmp_path / f"{name}.tif", array, append=index > 0, **options)
+    out = tmp_path / "out.zarr"
+    run_batch([tmp_path / f"{name}.tif" for name in files], out, steps=["laic"],
+              client=client)
+    group = zarr.open_group(out, mode="r")
+    assert sorted(group.array_keys()) == ["inverted", "multi_series0", "multi_series1",
+                                          "planar", "rgba"]
+    np.testing.assert_allclose(group["multi_series1"][:], nl.laic(rgb[0], channel_axis=-1)
+                               .enhanced, atol=1e-5)
+    np.testing.assert_allclose(group["planar"][:], nl.laic(rgb[0], channel_axis=-1).enhanced,
+                               atol=1e-5)
+    np.testing.assert_allclose(group["inverted"][1], nl.laic(stack[1]).enhanced, atol=1e-5)
+    assert group["rgba"].shape == (2, 24, 32, 4)
+    np.testing.assert_allclose(group["rgba"][1][..., :3],
+                               nl.laic(rgb[1], channel_axis=-1).enhanced, atol=1e-5)
+    np.testing.assert_allclose(group["rgba"][1][..., 3], 200 / 255, atol=1e-6)
+    assert load_image(tmp_path / "inverted.tif").image.max() == stack.max()

@@ -18,6 +18,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from .dequantizer.data import VALIDATION_IMAGES, is_validation_image
 
 __all__ = ["main"]
@@ -49,6 +51,67 @@ def _add_file_options(parser: argparse.ArgumentParser) -> None:
         help="colour axis: 'auto' (last axis of size 3/4), 'none' or an integer",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _add_camera_options(parser: argparse.ArgumentParser) -> None:
+    """--bits and --black-level: how the camera's integers become light (intensity.py)."""
+    parser.add_argument("--bits", type=int, default=None,
+                        help="the camera's bit depth, 1..16: integers are divided by "
+                        "2**bits - 1 (default: inferred, the smallest of 8/10/12/14/16 bits "
+                        "holding the maximum)")
+    parser.add_argument("--black-level", type=float, default=None, metavar="COUNTS",
+                        help="the camera's offset, in the file's units (counts), subtracted "
+                        "first (default none)")
+
+
+def _add_restore_commands(sub) -> None:
+    """`enhance` and `dequantize`: single files (or stacks) in, restored images out."""
+    from .presets import PRESETS
+
+    enh = sub.add_parser(
+        "enhance",
+        help="LAIC then the dequantizer on a dark image file (one click)",
+        description="Brighten a dark capture with LAIC and restore the detail lost to "
+        "quantization with the trained network. OUT .tif keeps the quantization (reopens in "
+        "napari and in `dequantize` exactly); .png writes an 8-bit display image.",
+    )
+    enh.add_argument("input", type=Path, metavar="IN", help="dark image file (camera counts "
+                     "or float)")
+    enh.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
+    enh.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                     help="named settings (bits, shading, shared gain); explicit options win")
+    _add_camera_options(enh)
+    enh.add_argument("--shading", type=float, default=None,
+                     help="fraction of the smooth illumination divided out, 0..1 (default: "
+                     "the preset's, else 0)")
+    enh.add_argument("--contrast-weight", type=float, default=None,
+                     help="LAIC's local-contrast reward (default 1)")
+    enh.add_argument("--shared-gain", action="store_true",
+                     help="one gain for every plane of a stack (time series)")
+    _add_model_options(enh)
+    enh.add_argument("--gain", type=Path, default=None, metavar="PATH",
+                     help="also write the gain map (.tif)")
+    _add_file_options(enh)
+
+    deq = sub.add_parser(
+        "dequantize",
+        help="restore the detail a quantized image lost (the trained network)",
+        description="Dequantize IN: a TIFF written by napari-lowlight (laic/enhance/napari) "
+        "carries its quantization; any other image is taken as its own capture (its levels "
+        "at --bits, k = 1, r = 1).",
+    )
+    deq.add_argument("input", type=Path, metavar="IN", help="image file")
+    deq.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
+    _add_camera_options(deq)
+    _add_model_options(deq)
+    _add_file_options(deq)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="dequantizer model name or .safetensors file (default: default)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when present), cpu, cuda, ... (default auto)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -95,12 +158,19 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--contrast-weight", type=float, default=1.0,
                       help="local-contrast reward on the uniformly brightened image (default 1)")
     comp.add_argument("--window-radius", type=int, default=2, help="local-mean window radius, px (default 2)")
-    comp.add_argument("--max-gain", type=float, default=64.0, help="largest gain (default 64)")
+    comp.add_argument("--max-gain", type=float, default=None,
+                      help="largest gain (default: what takes the bright end to full scale, "
+                      "up to 64x that in dark regions)")
     comp.add_argument("--shared-gain", action="store_true", help="one gain for every plane of a stack")
-    comp.add_argument("--bits", type=int, default=None, help="bit depth of the capture (default: from the data)")
+    _add_camera_options(comp)
+    comp.add_argument("--shading", type=float, default=0.0,
+                      help="fraction of the estimated smooth illumination divided out first, "
+                      "0..1 (default 0: the paper's LAIC; 1 takes a vignette out)")
     comp.add_argument("--gain", type=Path, default=None, metavar="PATH",
                       help="also write the gain map (.tif)")
     _add_file_options(comp)
+
+    _add_restore_commands(sub)
 
     ev = sub.add_parser(
         "evaluate",
@@ -157,12 +227,18 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="stop (checkpointed) after this long; run again to continue")
 
-    ex = sub.add_parser("export", help="ship a trained run's generator into weights/",
-                        description="Copy RUN's generator into the weights folder as NAME, "
-                        "record its sha256 in models.json and write its model card.")
-    ex.add_argument("run", type=Path, metavar="RUN")
-    ex.add_argument("--name", default="default")
-    ex.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    ex = sub.add_parser("export", help="make a trained run's generator a named model",
+                        description="Copy RUN's generator into your model folder (or "
+                        "--weights-dir) as NAME, record its sha256 in models.json and write "
+                        "its model card; dequantize(model=NAME) then finds it. --list shows "
+                        "the shipped and your models.")
+    ex.add_argument("run", type=Path, metavar="RUN", nargs="?")
+    ex.add_argument("--name", default=None, help="model name (default: RUN's folder name)")
+    ex.add_argument("--weights-dir", type=Path, default=None,
+                    help="default: your model folder ($NAPARI_LOWLIGHT_MODELS, else the "
+                    "platform's data folder); the repository's weights/ needs --overwrite")
+    ex.add_argument("--overwrite", action="store_true", help="replace a model of that name")
+    ex.add_argument("--list", action="store_true", help="list the models and exit")
     ex.add_argument("--phase", choices=("final", "pretrained"), default="final",
                     help="the fine-tuned generator (default) or the one before fine-tuning")
 
@@ -197,38 +273,42 @@ def _build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--device", default="auto", help="auto (a worker's GPU if any), cpu, cuda")
     batch.add_argument("--bits", type=int, default=None,
                        help="bit depth of the captures (default: from the dtype)")
+    batch.add_argument("--restart", action="store_true",
+                       help="discard what OUT holds from an earlier run and start over (a "
+                       "resume with other inputs or settings is refused without it)")
     return parser
 
 
-def _check_outputs(inputs: list[Path], outputs: list[Path], overwrite: bool) -> None:
-    resolved_inputs = {p.resolve() for p in inputs}
-    for out in outputs:
-        if out.resolve() in resolved_inputs:
-            raise ValueError(f"output {out} is the input file; choose another name")
-        if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --overwrite to replace it")
-        if not out.parent.is_dir():
-            raise ValueError(f"output folder {out.parent} does not exist")
+def _check_outputs(inputs: list[Path], outputs: list, overwrite: bool) -> None:
+    """Every output checked before any work (``outputs.plan_outputs``: paths or ``Output``)."""
+    from .outputs import plan_outputs
+
+    plan_outputs(outputs, inputs=inputs, overwrite=overwrite)
 
 
-def _resolve_channel_axis(choice, image):
+def _resolve_channel_axis(choice, image, colour: bool | None = None):
+    """``colour``: the file's own colour flag (``io.load_image``), else guessed from the shape."""
     from .io import guess_channel_axis
 
     if choice == "auto":
-        return guess_channel_axis(image)
+        return guess_channel_axis(image) if colour is None else (-1 if colour else None)
     return None if choice == "none" else choice
 
 
 def _run_laic(args) -> int:
     from .compensation import laic
-    from .io import read_image, write_image
+    from .io import check_memory, load_image, probe_image, write_image
+    from .outputs import Output
 
-    outputs = [args.output] + ([args.gain] if args.gain else [])
-    _check_outputs([args.input], outputs, args.overwrite)
     if args.gain and args.gain.suffix.lower() not in (".tif", ".tiff"):
         raise ValueError(f"{args.gain}: the gain map is written as TIFF (.tif)")
-    image = read_image(args.input)
-    channel_axis = _resolve_channel_axis(args.channel_axis, image)
+    info = probe_image(args.input)  # the header: nothing decoded yet
+    check_memory(info.shape, what=str(args.input))
+    _check_outputs([args.input], [Output(args.output, "OUT", shape=info.shape, alpha=info.alpha),
+                                  args.gain and Output(args.gain, "--gain")], args.overwrite)
+    loaded = load_image(args.input)
+    image = loaded.image
+    channel_axis = _resolve_channel_axis(args.channel_axis, image, loaded.colour)
     result = laic(
         image,
         method=args.method,
@@ -238,6 +318,8 @@ def _run_laic(args) -> int:
         max_gain=args.max_gain,
         shared_gain=args.shared_gain,
         bits=args.bits,
+        black_level=args.black_level,
+        shading=args.shading,
     )
     metadata = {
         "napari_lowlight": "laic",
@@ -248,10 +330,12 @@ def _run_laic(args) -> int:
         "max_gain": args.max_gain,
         "shared_gain": args.shared_gain,
         "bits": result.quantization.bits,
+        "intensity": result.intensity.as_dict() if result.intensity else None,
+        "shading": args.shading,
         "objective": result.objective,
         "rank_preserved": result.rank_preserved,
     }
-    write_image(args.output, result.enhanced, metadata=metadata)
+    write_image(args.output, result.enhanced, metadata=metadata, alpha=loaded.alpha)
     print(f"wrote enhanced image {args.output} ({result.method}; gain "
           f"{float(result.gain.min()):.2f}-{float(result.gain.max()):.2f}; "
           f"ranks kept {100 * result.rank_preserved:.1f} %)")
@@ -261,14 +345,114 @@ def _run_laic(args) -> int:
     return 0
 
 
+def _write_restored(path: Path, image, quantization, metadata: dict, alpha) -> None:
+    """TIFF: the image with its quantization (reopens exactly); other formats: display."""
+    from .io import write_image
+    from .quantized_tiff import write_quantized_tiff
+
+    if path.suffix.lower() in (".tif", ".tiff") and alpha is None:
+        write_quantized_tiff(path, image, quantization, metadata=metadata)
+    else:
+        write_image(path, image, metadata=metadata, alpha=alpha)
+
+
+def _run_enhance(args) -> int:
+    from .compensation import laic
+    from .io import check_memory, load_image, probe_image, write_image
+    from .outputs import Output
+    from .pipeline import dequantize
+    from .presets import preset_options
+
+    info = probe_image(args.input)  # the header: nothing decoded yet
+    check_memory(info.shape, what=str(args.input))
+    _check_outputs([args.input], [Output(args.output, "OUT", shape=info.shape, alpha=info.alpha),
+                                  args.gain and Output(args.gain, "--gain",
+                                                       suffixes=(".tif", ".tiff"))],
+                   args.overwrite)
+    options = preset_options(args.preset, bits=args.bits, black_level=args.black_level,
+                             shading=args.shading, contrast_weight=args.contrast_weight,
+                             shared_gain=args.shared_gain or None)
+    loaded = load_image(args.input)
+    channel_axis = _resolve_channel_axis(args.channel_axis, loaded.image, loaded.colour)
+    compensated = laic(loaded.image, channel_axis=channel_axis, **options)
+    restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
+                          model=args.model, device=args.device, channel_axis=channel_axis)
+    metadata = {"napari_lowlight": "enhance", "source": str(args.input),
+                "preset": args.preset, **{k: v for k, v in options.items()},
+                "intensity": compensated.intensity.as_dict(), "model": args.model or "default",
+                "rank_preserved": compensated.rank_preserved, "step": "enhance"}
+    _write_restored(args.output, restored, compensated.quantization, metadata, loaded.alpha)
+    print(f"wrote restored image {args.output} ({compensated.intensity.bits}-bit"
+          f"{' inferred' if compensated.intensity.bits_inferred else ''}; gain "
+          f"{float(compensated.gain.min()):.2f}-{float(compensated.gain.max()):.2f}; bright end "
+          f"{float(np.percentile(restored, 99.5)):.2f})")
+    if args.gain:
+        write_image(args.gain, compensated.gain, metadata={**metadata, "image": "gain"})
+        print(f"wrote gain map {args.gain}")
+    return 0
+
+
+def _run_dequantize(args) -> int:
+    from .intensity import to_intensity
+    from .io import check_memory, load_image, probe_image
+    from .outputs import Output
+    from .pipeline import dequantize
+    from .quantization import Quantization
+    from .quantized_tiff import is_quantized_tiff, read_quantized_tiff
+
+    stored = is_quantized_tiff(args.input)
+    if not stored:
+        info = probe_image(args.input)
+        check_memory(info.shape, what=str(args.input))
+        shape, alpha = info.shape, info.alpha
+    else:
+        shape, alpha = None, False
+    _check_outputs([args.input], [Output(args.output, "OUT", shape=shape, alpha=alpha)],
+                   args.overwrite)
+    alpha_plane = None
+    if stored:
+        if args.bits is not None or args.black_level is not None:
+            raise ValueError(f"{args.input} carries its own quantization: --bits and "
+                             "--black-level do not apply")
+        image, quantization, stored_info = read_quantized_tiff(args.input)
+        channel_axis = -1 if stored_info.get("rgb") or (
+            image.ndim == 3 and image.shape[-1] == 3 and args.channel_axis == "auto") else None
+        if quantization is None:
+            raise ValueError(f"{args.input} holds no quantization to restore within")
+        source = "stored quantization"
+    else:
+        loaded = load_image(args.input)
+        alpha_plane = loaded.alpha
+        channel_axis = _resolve_channel_axis(args.channel_axis, loaded.image, loaded.colour)
+        image, intensity = to_intensity(loaded.image, bits=args.bits,
+                                        black_level=args.black_level)
+        levels = np.rint(image * (2**intensity.bits - 1)).astype(np.int64)
+        quantization = Quantization(levels, k=1.0, r=1.0, bits=intensity.bits)
+        source = f"its own {intensity.bits}-bit levels"
+    restored = dequantize(image, quantization=quantization, model=args.model,
+                          device=args.device, channel_axis=channel_axis)
+    metadata = {"napari_lowlight": "dequantize", "step": "dequantize",
+                "source": str(args.input), "model": args.model or "default",
+                "quantization_from": source}
+    _write_restored(args.output, restored, quantization, metadata, alpha_plane)
+    print(f"wrote restored image {args.output} (within {source})")
+    return 0
+
+
 def _run_degrade(args) -> int:
     from .formation import degrade
-    from .io import read_image, write_image
+    from .io import check_memory, load_image, probe_image, write_image
+    from .outputs import Output
 
-    outputs = [args.output] + ([args.reexposed] if args.reexposed else [])
-    _check_outputs([args.input], outputs, args.overwrite)
-    image = read_image(args.input)
-    channel_axis = _resolve_channel_axis(args.channel_axis, image)
+    info = probe_image(args.input)  # the header: nothing decoded yet
+    check_memory(info.shape, what=str(args.input))
+    _check_outputs([args.input], [
+        Output(args.output, "OUT", shape=info.shape, bits=args.bits, alpha=info.alpha),
+        args.reexposed and Output(args.reexposed, "--reexposed", shape=info.shape,
+                                  alpha=info.alpha)], args.overwrite)
+    loaded = load_image(args.input)
+    image = loaded.image
+    channel_axis = _resolve_channel_axis(args.channel_axis, image, loaded.colour)
     result = degrade(
         image,
         k=args.k,
@@ -290,10 +474,12 @@ def _run_degrade(args) -> int:
         "seed": args.seed,
         "channel_axis": result.channel_axis,
     }
-    write_image(args.output, result.dark, bits=result.bits, metadata=metadata)
+    write_image(args.output, result.dark, bits=result.bits, metadata=metadata,
+                alpha=loaded.alpha)
     print(f"wrote dark capture {args.output}")
     if args.reexposed:
-        write_image(args.reexposed, result.reexposed, metadata={**metadata, "image": "reexposed"})
+        write_image(args.reexposed, result.reexposed, metadata={**metadata, "image": "reexposed"},
+                    alpha=loaded.alpha)
         print(f"wrote re-exposed image {args.reexposed}")
     return 0
 
@@ -358,6 +544,9 @@ def _run_evaluate(args) -> int:
     settings = ("global", "local") if args.setting == "both" else (args.setting,)
     if args.max_size < 16:
         raise ValueError(f"--max-size must be at least 16, got {args.max_size}")
+    from .outputs import Output
+
+    _check_outputs(args.images, [Output(args.out, "--out", kind="folder")], overwrite=True)
     images = {name: (_fit(image, axis, args.max_size), axis)
               for name, (image, axis) in _collect_images(args).items()}
     with tqdm(total=len(images) * len(settings) * len(methods), desc="evaluate",
@@ -389,6 +578,9 @@ def _run_train(args) -> int:
     from .dequantizer.inference import resolve_device
     from .dequantizer.training import TrainConfig, train
 
+    from .outputs import Output
+
+    _check_outputs(args.data, [Output(args.out, "--out", kind="folder")], overwrite=True)
     images = load_images(args.data) if args.data else {}
     if args.test_set:
         images.update(test_set_images())
@@ -429,14 +621,28 @@ def _run_train(args) -> int:
 def _run_export(args) -> int:
     from .dequantizer.export import export_run
 
-    path = export_run(args.run, args.weights_dir, name=args.name, phase=args.phase)
-    print(f"wrote {path} and its model card; registered as {args.name!r}")
+    if args.list:
+        from .dequantizer.weights import available_models, user_models_dir
+
+        for name, entry in available_models().items():
+            arch = entry.get("architecture", {})
+            print(f"{name}\t{entry['origin']}\t{arch.get('depth', '?')}x{arch.get('width', '?')}"
+                  f"\t{entry['folder']}")
+        print(f"(your models: {user_models_dir()})")
+        return 0
+    if args.run is None:
+        raise ValueError("give the run folder to export (or --list)")
+    path = export_run(args.run, args.weights_dir, name=args.name, phase=args.phase,
+                      overwrite=args.overwrite)
+    print(f"wrote {path} and its model card; registered as {path.stem!r}")
     return 0
 
 
 def _run_demo(args) -> int:
     from .demo import run_demo
+    from .outputs import Output
 
+    _check_outputs([], [Output(args.out, "--out", kind="folder")], overwrite=True)
     summary = run_demo(args.out, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
@@ -457,7 +663,7 @@ def _run_batch(args) -> int:
         summary = run_batch(args.inputs, args.out, steps=steps, scheduler=args.scheduler,
                             workers=args.workers, threads_per_worker=args.threads_per_worker,
                             model=args.model, device=args.device, bits=args.bits,
-                            progress=progress)
+                            progress=progress, restart=args.restart)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -471,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_degrade(args)
         if args.command == "laic":
             return _run_laic(args)
+        if args.command == "enhance":
+            return _run_enhance(args)
+        if args.command == "dequantize":
+            return _run_dequantize(args)
         if args.command == "evaluate":
             return _run_evaluate(args)
         if args.command == "train":

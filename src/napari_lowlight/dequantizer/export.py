@@ -1,15 +1,28 @@
-"""Shipping a trained run: weights into ``weights/``, sha256 in ``models.json``, a model card."""
+"""Exporting a trained run: weights, sha256 in ``models.json`` and a model card, into the
+user's model folder (or, explicitly, the repository's ``weights/``).
+
+Safety: an export never writes into an installed package (a wheel's
+``napari_lowlight/weights``), writes into the shipped folder of a source checkout only
+when asked (``weights_dir`` given and ``overwrite``), never replaces an existing model
+without ``overwrite``, and never takes a shipped model's name outside the shipped folder
+(it would be hidden behind it).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .weights import load_generator, register, save_generator
+from .weights import (_registry, available_models, load_generator, register, save_generator,
+                      shipped_weights_dir, user_models_dir)
 
 __all__ = ["export_run"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _version(package: str) -> str:
@@ -19,20 +32,75 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def export_run(run_dir, weights_dir, *, name: str = "default",
-               phase: str = "final") -> Path:
+def _is_source_checkout(folder: Path) -> bool:
+    """Whether the shipped weights folder is a repository's ``weights/`` (editable install)."""
+    root = folder.parent
+    return (root / "pyproject.toml").is_file() and not any(
+        part in ("site-packages", "dist-packages") for part in folder.parts)
+
+
+def _check_target(weights_dir: Path, name: str, *, explicit: bool, overwrite: bool) -> None:
+    if not isinstance(name, str) or not _NAME.match(name) or name.endswith(".safetensors"):
+        raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' and '-' (a file "
+                         "name, not a path)")
+    if weights_dir.exists() and not weights_dir.is_dir():
+        raise ValueError(f"--weights-dir {weights_dir} is a file; give a folder")
+    shipped = shipped_weights_dir().resolve()
+    target = weights_dir.resolve()
+    if target == shipped or shipped in target.parents:
+        if not _is_source_checkout(shipped):
+            raise ValueError(f"{weights_dir} is the installed package's weights folder; "
+                             "export into your model folder (the default, "
+                             f"{user_models_dir()}) instead")
+        if not (explicit and overwrite):
+            raise ValueError(f"{weights_dir} holds the shipped models (every call of dequantize "
+                             "loads from it); to ship a model there pass --weights-dir "
+                             f"{weights_dir} --overwrite explicitly")
+    elif name in available_models(shipped):
+        raise ValueError(f"{name!r} is a shipped model's name: a model exported under it "
+                         "would be hidden behind the shipped one; choose another --name")
+    if overwrite:
+        return
+    existing = [p.name for p in (weights_dir / f"{name}.safetensors", weights_dir / f"{name}.md")
+                if p.exists()]
+    if weights_dir.is_dir() and name in _registry(weights_dir):
+        existing.append(f"models.json entry {name!r}")
+    if existing:
+        raise ValueError(f"{weights_dir} already holds model {name!r} ({', '.join(existing)}); "
+                         "pass --overwrite to replace it or choose another --name")
+
+
+def export_run(run_dir, weights_dir=None, *, name: str | None = None,
+               phase: str = "final", overwrite: bool = False) -> Path:
     """Copy ``run_dir``'s generator to ``weights_dir/NAME.safetensors`` with its model card.
 
-    ``phase``: "final" (after adversarial fine-tuning) or "pretrained" (before it).
+    Parameters
+    ----------
+    run_dir : path
+        A training run folder (``napari-lowlight train --out RUN``).
+    weights_dir : path, optional
+        Default: the user's model folder (:func:`~.weights.user_models_dir`), where
+        ``dequantize(model=NAME)`` finds it.  The shipped folder of a source checkout
+        only with ``overwrite``; an installed package's never.
+    name : str, optional
+        The model's name (default: the run folder's name).
+    phase : "final" or "pretrained"
+        After adversarial fine-tuning, or before it.
+    overwrite : bool
+        Replace an existing model of that name.
     """
-    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
+    run_dir = Path(run_dir)
+    explicit = weights_dir is not None
+    weights_dir = Path(weights_dir) if explicit else user_models_dir()
+    name = run_dir.resolve().name if name is None else name
     if phase not in ("final", "pretrained"):
         raise ValueError(f"phase must be 'final' or 'pretrained', got {phase!r}")
     source = run_dir / ("generator.safetensors" if phase == "final"
                         else "generator_pretrained.safetensors")
     if not source.is_file():
-        raise FileNotFoundError(f"{run_dir} has no generator.safetensors: train it first")
-    generator = load_generator(source)
+        raise FileNotFoundError(f"{run_dir} has no {source.name}: train it first")
+    _check_target(weights_dir, name, explicit=explicit, overwrite=overwrite)
+    generator = load_generator(source)  # damaged or non-finite weights: refused here
     config = json.loads((run_dir / "config.json").read_text())
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()
                if line.strip()] if (run_dir / "history.jsonl").exists() else []
@@ -42,7 +110,13 @@ def export_run(run_dir, weights_dir, *, name: str = "default",
         history = [h for h in history if h["step"] <= config["pretrain_steps"]]
     last = history[-1] if history else {}
     target = weights_dir / f"{name}.safetensors"
-    sha256 = save_generator(generator, target, extra={"run": str(run_dir), "metrics": last})
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    staged = weights_dir / f".{name}.{os.getpid()}.safetensors.tmp"
+    try:
+        sha256 = save_generator(generator, staged, extra={"run": str(run_dir), "metrics": last})
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
     card = {
         "architecture": generator.config(),
         "parameters": int(sum(p.numel() for p in generator.parameters())),

@@ -3,13 +3,23 @@
 A model is a ``NAME.safetensors`` file (tensors only, no code: nothing is
 unpickled) whose metadata holds the generator's configuration, and an entry in
 ``models.json`` beside it with the file's sha256.  A file whose hash differs is
-refused before it is read.
+refused before it is read; a configuration beyond :data:`LIMITS` is refused before
+the network is built, and non-finite weights are refused after reading.
+
+Models are looked up by name in two folders, in this order: the shipped weights
+(the package's ``napari_lowlight.weights``) and the user's model folder
+(:func:`user_models_dir`: ``$NAPARI_LOWLIGHT_MODELS``, else platformdirs'
+``user_data_dir("napari-lowlight")/models``, else ``~/.local/share/napari-lowlight/models``),
+where ``napari-lowlight export`` writes.  A shipped name always wins.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import warnings
 from pathlib import Path
 
 from safetensors import safe_open
@@ -17,8 +27,16 @@ from safetensors.torch import load_file, save_file
 
 from .networks import Generator
 
-__all__ = ["WeightsError", "available_models", "load_generator", "register", "save_generator",
-           "sha256_of", "shipped_weights_dir"]
+__all__ = ["LIMITS", "MODELS_ENV", "WeightsError", "available_models", "check_config",
+           "load_generator", "model_folders", "register", "save_generator", "sha256_of",
+           "shipped_weights_dir", "user_models_dir"]
+
+#: Environment variable naming the user's model folder.
+MODELS_ENV = "NAPARI_LOWLIGHT_MODELS"
+#: Largest architecture a weights file may declare (checked before the network is built).
+LIMITS = {"channels": 4, "depth": 128, "width": 512, "context_sigmas": 8,
+          "parameters": 50_000_000}
+_CONFIG_KEYS = {"channels", "depth", "width", "conditioned", "context_sigmas"}
 
 
 class WeightsError(ValueError):
@@ -30,6 +48,23 @@ def shipped_weights_dir() -> Path:
     from importlib.resources import files
 
     return Path(str(files("napari_lowlight.weights")))
+
+
+def user_models_dir() -> Path:
+    """The user's model folder (``napari-lowlight export`` writes there; see the module doc)."""
+    env = os.environ.get(MODELS_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    try:
+        import platformdirs
+    except ImportError:
+        return Path.home() / ".local" / "share" / "napari-lowlight" / "models"
+    return Path(platformdirs.user_data_dir("napari-lowlight", appauthor=False)) / "models"
+
+
+def model_folders() -> list[Path]:
+    """Where models are looked up by name, in order: the shipped folder, the user's."""
+    return [shipped_weights_dir(), user_models_dir()]
 
 
 def sha256_of(path) -> str:
@@ -57,31 +92,115 @@ def _registry(folder: Path) -> dict:
     registry = folder / "models.json"
     if not registry.is_file():
         return {}
-    return json.loads(registry.read_text())
+    try:
+        entries = json.loads(registry.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{registry} is not a readable model registry: {exc}") from None
+    if not isinstance(entries, dict):
+        raise WeightsError(f"{registry} is not a model registry (a JSON object)")
+    return entries
 
 
 def available_models(folder=None) -> dict:
-    """name -> registry entry (file, sha256, config, ...) of the models in ``folder``."""
-    return _registry(Path(folder) if folder else shipped_weights_dir())
+    """name -> registry entry (file, sha256, config, ...) of the models.
+
+    With ``folder``: that folder's models only.  Without: the shipped models, then the
+    user's (:func:`user_models_dir`; a shipped name wins), each entry with its ``folder``
+    and ``origin`` ("shipped" or "user").
+    """
+    if folder:
+        return _registry(Path(folder))
+    models = {}
+    for origin, place in zip(("shipped", "user"), model_folders()):
+        try:
+            entries = _registry(place)
+        except WeightsError as exc:
+            if origin == "shipped":
+                raise
+            warnings.warn(f"user models skipped: {exc}", stacklevel=2)
+            continue
+        for name, entry in entries.items():
+            if name not in models and isinstance(entry, dict):
+                models[name] = {**entry, "folder": str(place), "origin": origin}
+    return models
+
+
+def _parameters(config: dict) -> int:
+    """Values in a generator's state dict (weights, biases, batch-norm statistics)."""
+    channels, depth, width = config["channels"], config["depth"], config["width"]
+    inputs = channels + (1 if config["conditioned"] else 0) + channels * len(
+        config["context_sigmas"])
+    head = inputs * width * 9 + width
+    unit = 2 * (width * width * 9) + 2 * (4 * width + 1)
+    tail = width * channels * 9 + channels
+    return head + depth * unit + tail
+
+
+def check_config(config, path="weights") -> dict:
+    """A generator configuration from a file's metadata, checked against :data:`LIMITS`.
+
+    Refused with :class:`WeightsError`, before anything is allocated: unknown keys,
+    wrong types, sizes beyond the limits.
+    """
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: the generator configuration is not a JSON object")
+    unknown = set(config) - _CONFIG_KEYS
+    if unknown:
+        raise WeightsError(f"{path}: unknown generator configuration keys {sorted(unknown)}")
+    checked = {"channels": config.get("channels", 1), "depth": config.get("depth", 16),
+               "width": config.get("width", 64), "conditioned": config.get("conditioned", True),
+               "context_sigmas": config.get("context_sigmas", [])}
+    for key in ("channels", "depth", "width"):
+        value = checked[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WeightsError(f"{path}: {key} must be an integer, got {value!r}")
+        low = 0 if key == "depth" else 1
+        if not low <= value <= LIMITS[key]:
+            raise WeightsError(f"{path} declares {key} {value}; this package loads {key} "
+                               f"{low}..{LIMITS[key]}: the file is damaged or not a "
+                               "napari-lowlight model")
+    if not isinstance(checked["conditioned"], bool):
+        raise WeightsError(f"{path}: conditioned must be true or false")
+    sigmas = checked["context_sigmas"]
+    if not isinstance(sigmas, list) or len(sigmas) > LIMITS["context_sigmas"] or any(
+            isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s)
+            for s in sigmas):
+        raise WeightsError(f"{path}: context_sigmas must be a list of at most "
+                           f"{LIMITS['context_sigmas']} finite numbers, got {_brief(sigmas)}")
+    count = _parameters(checked)
+    if count > LIMITS["parameters"]:
+        raise WeightsError(f"{path} declares a network of {count:,} values; this package loads "
+                           f"at most {LIMITS['parameters']:,}")
+    if "context_sigmas" not in config:
+        del checked["context_sigmas"]
+    return checked
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
 
 
 def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> Generator:
     """Load a generator by registered name or from a ``.safetensors`` path.
 
-    A registered name's file must match the sha256 in ``models.json``; a path must
-    match ``sha256`` when given.  Refused with :class:`WeightsError`: a missing
-    file, a hash mismatch (altered or truncated), a file that is not safetensors,
-    or tensors that do not fit the recorded architecture.
+    A name is looked up in ``folder`` when given, else in the shipped models and then the
+    user's model folder (:func:`available_models`).  A registered name's file must match
+    the sha256 in ``models.json``; a path must match ``sha256`` when given.  Refused with
+    :class:`WeightsError`: a missing file, a hash mismatch (altered or truncated), a file
+    that is not safetensors, a declared architecture beyond :data:`LIMITS` or that does
+    not match the tensors (checked before the network is built), non-finite weights, or
+    tensors that do not fit the recorded architecture.
     """
-    folder = Path(folder) if folder else shipped_weights_dir()
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
-        registry = _registry(folder)
+        registry = available_models(folder)
         if str(name_or_path) not in registry:
             known = ", ".join(registry) or "none"
             raise WeightsError(f"no model named {name_or_path!r} (available: {known})")
         entry = registry[str(name_or_path)]
-        path, sha256 = folder / entry["file"], entry["sha256"]
+        place = Path(folder) if folder else Path(entry["folder"])
+        path, sha256 = place / entry["file"], entry["sha256"]
     if not path.is_file():
         raise WeightsError(f"weights file {path} is missing")
     if sha256 is not None and sha256_of(path) != sha256:
@@ -90,13 +209,36 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
+            stored = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
     except Exception as exc:  # safetensors raises several types for a bad header
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from exc
     if "config" not in metadata:
         raise WeightsError(f"{path} has no generator configuration in its metadata")
-    config = json.loads(metadata["config"])
-    generator = Generator(**config)
+    try:
+        config = json.loads(metadata["config"])
+    except ValueError as exc:
+        raise WeightsError(f"{path}: its generator configuration is not JSON: {exc}") from None
+    config = check_config(config, path)
+    expected = _parameters({"context_sigmas": [], **config})
+    if stored != expected:
+        raise WeightsError(f"{path} does not fit a generator {config}: it holds {stored:,} "
+                           f"values, the architecture needs {expected:,}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from exc
+    import torch
+
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors.values()
+              if t.is_floating_point())
+    if bad:
+        raise WeightsError(f"{path} holds {bad} non-finite (NaN or infinite) weight value(s): "
+                           "the file is damaged or comes from a diverged training run; retrain "
+                           "or use another model")
+    try:
+        generator = Generator(**config)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     try:
         generator.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -105,10 +247,10 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
 
 
 def register(folder, name: str, path, *, sha256: str, card: dict) -> None:
-    """Add or replace ``name`` in ``folder/models.json``."""
+    """Add or replace ``name`` in ``folder/models.json`` (written atomically)."""
     folder = Path(folder)
     registry = _registry(folder)
     registry[name] = {"file": Path(path).name, "sha256": sha256, **card}
-    (folder / "models.json").write_text(json.dumps(registry, indent=2) + "\n")
-
-
+    temporary = folder / f".models.json.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(registry, indent=2) + "\n")
+    os.replace(temporary, folder / "models.json")

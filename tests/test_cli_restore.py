@@ -1,0 +1,65 @@
+"""`napari-lowlight enhance` and `dequantize` on single files (issue 18)."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_lowlight.cli import main
+from napari_lowlight.quantized_tiff import is_quantized_tiff, read_quantized_tiff
+
+
+def _camera_frame(path, *, bits=12, black=100, peak=235):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :56]
+    scene = np.exp(-((yy - 20) ** 2 + (xx - 30) ** 2) / 150.0) + 0.2 * rng.random((48, 56))
+    counts = (black + np.rint(peak * scene / scene.max())).astype(np.uint16)
+    assert counts.max() < 2**bits
+    tifffile.imwrite(path, counts)
+    return counts
+
+
+def test_enhance_brightens_a_dim_12bit_camera_file(tmp_path, capsys):
+    source = tmp_path / "frame.tif"
+    counts = _camera_frame(source)
+    out = tmp_path / "restored.tif"
+    assert main(["enhance", str(source), str(out), "--preset", "microscope-12bit",
+                 "--black-level", "100", "--gain", str(tmp_path / "gain.tif")]) == 0
+    assert "12-bit" in capsys.readouterr().out
+    assert is_quantized_tiff(out)
+    image, quantization, info = read_quantized_tiff(out)
+    assert np.percentile(image, 99.5) >= 0.5 and np.mean(image >= 0.999) <= 0.01
+    assert quantization.bits == 12 and info["black_level"] == 100
+    assert info["intensity"]["bits"] == 12
+    assert quantization.is_consistent(image).mean() == 1.0
+    np.testing.assert_array_equal(tifffile.imread(source), counts)  # input untouched
+    assert tifffile.imread(tmp_path / "gain.tif").shape == counts.shape
+    # the saved result dequantizes again within the same intervals
+    again = tmp_path / "again.tif"
+    assert main(["dequantize", str(out), str(again)]) == 0
+    image2, quantization2, _ = read_quantized_tiff(again)
+    np.testing.assert_array_equal(quantization2.levels, quantization.levels)
+    assert quantization2.is_consistent(image2).mean() == 1.0
+
+
+def test_enhance_refuses_before_work(tmp_path):
+    source = tmp_path / "frame.tif"
+    _camera_frame(source, peak=3000)
+    out = tmp_path / "out.tif"
+    with pytest.raises(SystemExit):
+        main(["enhance", str(source), str(out), "--preset", "nope"])
+    # 12-bit counts declared as 8 bits: a clear error, no file written
+    assert main(["enhance", str(source), str(out), "--bits", "8"]) != 0
+    assert not out.exists()
+    # the output is the input
+    assert main(["enhance", str(source), str(source), "--overwrite"]) != 0
+
+
+def test_dequantize_a_plain_capture_file(tmp_path):
+    source = tmp_path / "capture.tif"
+    counts = _camera_frame(source, black=0, peak=4000)
+    out = tmp_path / "restored.tif"
+    assert main(["dequantize", str(source), str(out), "--bits", "12"]) == 0
+    image, quantization, info = read_quantized_tiff(out)
+    assert quantization.bits == 12 and quantization.k == 1.0
+    np.testing.assert_array_equal(quantization.levels, counts)
+    assert np.abs(image - counts / 4095).max() <= 0.5 / 4095 + 1e-6  # stays in its intervals
