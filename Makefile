@@ -14,7 +14,8 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb
 	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1
 PYTEST_ARGS ?=
 
-.PHONY: all install system-deps demo test fuzz screenshots training-data clean
+.PHONY: all install system-deps demo test fuzz screenshots training-data device-check \
+	device-wheels clean
 
 all: test
 
@@ -57,6 +58,22 @@ screenshots: $(STAMP) system-deps
 # Extra dequantizer training images: Debian wallpaper packages, unpacked under data/.
 training-data:
 	bash scripts/fetch_training_images.sh data/wallpapers
+
+# The prepared accelerator run (scripts/device_check.py): GPU tests, benchmarks and a
+# training chunk within 9 minutes, the report in $OUT.  The device machine has no .venv:
+# there the python on PATH runs it, so this target needs no install.  DRY_RUN=1 runs the same
+# stages here on the CPU with tiny sizes (seconds), into out/device-check/.
+DRY_RUN ?=
+DEVICE_DRY := $(filter 1 yes true,$(DRY_RUN))
+DEVICE_PY := $(if $(and $(DEVICE_DRY),$(wildcard $(PY))),$(PY),$(PYTHON))
+DEVICE_CHECK_ARGS ?=
+device-check:
+	$(DEVICE_PY) scripts/device_check.py $(if $(DEVICE_DRY),--dry-run) $(DEVICE_CHECK_ARGS)
+
+# What the device machine lacks (highspy, dask, distributed, zarr and their needs), as wheels
+# for its Python 3.12, into device-wheels/ (ignored; carry it: ../shared/NOTES.md, GPU).
+device-wheels:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/device_check.py --download-wheels device-wheels
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info
