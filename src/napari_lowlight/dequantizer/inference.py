@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 import torch
 
+from .._backend import to_numpy
 from .._lazy import check_lazy_dtype, is_lazy
 from .._validation import as_float_image, check_channel_axis
 from ..quantization import Quantization
@@ -152,8 +153,10 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         result (to float rounding).
     """
     lazy = is_lazy(image)
+    # CuPy input (e.g. laic() on a CuPy array inside enhance()) comes to the host: the
+    # network takes torch tensors, which are moved to the device plane by plane anyway
     array = image if lazy else (
-        np.asarray(image) if not isinstance(image, (str, bytes)) else image)
+        to_numpy(image) if not isinstance(image, (str, bytes)) else image)
     if not hasattr(array, "shape"):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(array.shape, channel_axis)
