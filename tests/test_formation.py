@@ -72,11 +72,15 @@ def test_noise_is_seeded():
     degrade(J, seed=None)  # fresh entropy works
 
 
-def test_integer_inputs_are_scaled_by_dtype_max(rng):
+def test_integer_inputs_are_scaled_by_their_effective_depth(rng):
+    # one rule (intensity.infer_bits): the smallest of 8/10/12/14/16 bits holding the maximum
     J8 = rng.integers(0, 256, (20, 30), dtype=np.uint8)
     J16 = rng.integers(0, 65536, (20, 30), dtype=np.uint16)
+    J12 = rng.integers(0, 4096, (20, 30), dtype=np.uint16)  # a 12-bit camera's frame
+    J12[0, 0] = 4095
     Ji16 = rng.integers(0, 32768, (20, 30), dtype=np.int16)
-    for J, scale in ((J8, 255.0), (J16, 65535.0), (Ji16, 32767.0)):
+    Ji16[0, 0] = 32767
+    for J, scale in ((J8, 255.0), (J16, 65535.0), (J12, 4095.0), (Ji16, 65535.0)):
         from_int = degrade(J, sigma=0.5, seed=1, bits=12)
         from_float = degrade(J / scale, sigma=0.5, seed=1, bits=12)
         np.testing.assert_array_equal(from_int.dark, from_float.dark)

@@ -261,7 +261,7 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
 
     channel_axis = -1 if colour else None
     floats, intensity = to_intensity(plane, bits=bits)
-    if not floats.any():
+    if float(floats.max(initial=0.0)) < 0.5 / (2**intensity.bits - 1):
         # A black frame (shutter closed, an empty slice) has no light to restore; in a long
         # batch it passes through as black instead of stopping the run.
         return np.zeros(plane.shape, dtype=np.float32)

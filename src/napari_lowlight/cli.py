@@ -160,7 +160,7 @@ def _build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--window-radius", type=int, default=2, help="local-mean window radius, px (default 2)")
     comp.add_argument("--max-gain", type=float, default=None,
                       help="largest gain (default: what takes the bright end to full scale, "
-                      "up to 64x that in dark regions)")
+                      "up to 2x that in dark regions)")
     comp.add_argument("--shared-gain", action="store_true", help="one gain for every plane of a stack")
     _add_camera_options(comp)
     comp.add_argument("--shading", type=float, default=0.0,

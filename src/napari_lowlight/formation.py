@@ -25,6 +25,7 @@ from ._validation import (
     float_dtype_for,
 )
 from .dimming import make_dimming
+from .intensity import infer_bits, to_intensity
 from .quantization import Quantization, quantize_levels
 
 __all__ = ["DegradedImage", "degrade"]
@@ -128,8 +129,10 @@ def degrade(
     Parameters
     ----------
     image : array_like
-        The normally exposed image ``J``: float in [0, 1], or unsigned/signed
-        integers scaled by their dtype's maximum (uint8 by 255, uint16 by 65535).
+        The normally exposed image ``J``: float in [0, 1], or integers divided by
+        ``2**b - 1`` where ``b`` is their effective bit depth by the package's one rule
+        (:func:`napari_lowlight.intensity.infer_bits`: uint8 by 255, a 12-bit frame in
+        uint16 by 4095, full-range uint16 by 65535; the same for dask arrays).
         2-D gray, RGB/multichannel with ``channel_axis``, or an nD stack (z, t, ...).
         Never modified.
     k : float, in (0, 1]
@@ -185,10 +188,16 @@ def degrade(
     if shape is None:
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(shape, channel_axis)
+    # integers: scaled by their effective depth over the whole array (one rule, in memory
+    # and lazy alike)
+    input_bits = None
+    if np.dtype(array.dtype).kind in "iu" and getattr(array, "size", 0):
+        input_bits = infer_bits(array)
     if lazy:
         check_lazy_dtype(array)
     else:
-        normal = as_float_image(array)
+        normal = as_float_image(array) if input_bits is None else to_intensity(
+            array, bits=input_bits)[0]
     out_dtype = float_dtype_for(np.dtype(array.dtype))
     spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis)
     rng = np.random.default_rng(seed)
@@ -206,7 +215,7 @@ def degrade(
     if lazy:
         levels = array.map_blocks(
             _capture_levels, shape=shape, k=k_eff, r=r, noise_std=sigma * q, bits=bits,
-            key=key, dtype=np.uint8 if bits <= 8 else np.uint16)
+            key=key, input_bits=input_bits, dtype=np.uint8 if bits <= 8 else np.uint16)
     else:
         signal = k_eff * normal**r
         if sigma > 0:
@@ -230,10 +239,13 @@ def degrade(
     )
 
 
-def _capture_levels(block, *, shape, k, r, noise_std, bits, key, block_info=None):
+def _capture_levels(block, *, shape, k, r, noise_std, bits, key, input_bits=None,
+                    block_info=None):
     """One block of a lazy capture: the same arithmetic as the in-memory path."""
     where = location_slices(block_info)
-    signal = slice_broadcast(k, where) * as_float_image(block) ** r
+    normal = as_float_image(block) if input_bits is None else to_intensity(
+        block, bits=input_bits)[0]
+    signal = slice_broadcast(k, where) * normal ** r
     if noise_std > 0:
         signal = signal + noise_std * position_normal(key, shape, where)
     return quantize_levels(signal, bits)

@@ -194,9 +194,18 @@ class TiffLayout:
 
     def raw_index(self, leading: tuple) -> tuple:
         """The index into the stored series of the plane at ``leading`` (light's leading index)."""
-        positions = dict(zip(self.leading_axes, leading))
-        return tuple(slice(None) if a in "YX" or (a == "S" and not self.channel_samples)
-                     else positions[a] for a in self.axes)
+        # by position, not by letter: tifffile repeats letters ("QQYX" for unlabelled axes);
+        # leading_axes lists the non-sample axes in stored order, then S
+        others = iter(leading[:len(leading) - (1 if self.channel_samples else 0)])
+        index = []
+        for a in self.axes:
+            if a in "YX" or (a == "S" and not self.channel_samples):
+                index.append(slice(None))
+            elif a == "S":
+                index.append(leading[-1])
+            else:
+                index.append(next(others))
+        return tuple(index)
 
     def plane_axes(self) -> str:
         return "".join(a for a in self.axes if a in "YX" or (a == "S" and not self.channel_samples))

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import as_float_image, check_channel_axis
+from ..intensity import to_intensity
 
 __all__ = ["as_value_image", "difference_operators", "solve_spd", "with_value"]
 
@@ -19,7 +20,9 @@ def as_value_image(image, channel_axis):
     if not hasattr(array, "shape"):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(array.shape, channel_axis)
-    values = as_float_image(array)
+    # integers by their effective bit depth (the package's one rule, intensity.py)
+    values = to_intensity(array)[0] if np.asarray(array).dtype.kind in "iu" else as_float_image(
+        array)
     if channel_axis is None:
         return None, values, None
     colour = np.moveaxis(values, channel_axis, -1)

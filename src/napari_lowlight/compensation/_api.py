@@ -109,9 +109,12 @@ def _to_float(image, xp, bits, black_level):
 SATURATION_RADIUS = 4
 
 #: With ``max_gain=None`` the gain may reach this many times the uniform gain ``1 / max(Ja)``
-#: (the gain that takes the frame's bright end to 1): dark regions may be lifted by up to
-#: 64x more than the brightest one, at any exposure or bit depth.
-DEFAULT_GAIN_HEADROOM = 64.0
+#: (the gain that takes the frame's bright end to 1), at any exposure or bit depth.  Measured
+#: on the cell sample's k = 1/30 capture (benchmarks/real_dim_data.py, docs/laic.md): 2 keeps
+#: what the old fixed cap of 64 gave a photograph at k = 1/30 (LOE 36, no clipping); 4 and
+#: more let the contrast reward lift the noisy background to full scale (LOE 600-800,
+#: 15 % of pixels at 1.0, a deeper dark ring around the cell).
+DEFAULT_GAIN_HEADROOM = 2.0
 
 
 def _gain_range(brightest: float, min_gain, max_gain) -> tuple[float, float]:
@@ -195,9 +198,9 @@ def laic(
         pixel-level solution would otherwise trade for contrast).  A number
         must lie in (0, 1 / max(Ja)]; 1 keeps the dark image as the floor.
     max_gain : float >= 1 or None
-        Highest gain allowed.  None (default): 64 times the uniform gain, so a dim
-        frame always reaches full scale and dark regions may be lifted up to 64x
-        more than the brightest one.  A number caps every gain, the uniform one
+        Highest gain allowed.  None (default): twice the uniform gain, so a dim
+        frame always reaches full scale (whatever its exposure or bit depth) and dark
+        regions may be lifted up to 2x more than the brightest one.  A number caps every gain, the uniform one
         included: when it keeps the brightest pixel below full scale a
         ``RuntimeWarning`` says so.  ``min_gain > max_gain`` is a ``ValueError``.
     shared_gain : bool
@@ -276,6 +279,12 @@ def laic(
     out_dtype = float_dtype_for(array.dtype)
     if not bool((values > 0).any()):
         raise ValueError("image is entirely black (all zero): there is no light to compensate")
+    if float(values.max()) < 0.5 / (2**intensity.bits - 1):
+        # below half a level of its own bit depth: not a measurement of light (and the gain
+        # that would lift it, beyond 1e5, is past what an LP solver resolves)
+        raise ValueError(f"image is black at its bit depth ({intensity.bits} bits): its "
+                         f"brightest value {float(values.max()):.3g} is below half a level; "
+                         "there is no light to compensate")
 
     # channels last, then planes: (planes, rows, cols[, channels])
     moved = values if channel_axis is None else xp.moveaxis(values, channel_axis, -1)

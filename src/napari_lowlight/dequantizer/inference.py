@@ -18,6 +18,7 @@ import torch
 from .._backend import to_numpy
 from .._lazy import check_lazy_dtype, is_lazy
 from .._validation import as_float_image, check_channel_axis
+from ..intensity import to_intensity
 from ..quantization import Quantization
 from .networks import Generator
 from .weights import load_generator
@@ -162,6 +163,10 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     channel_axis = check_channel_axis(array.shape, channel_axis)
     if lazy:
         check_lazy_dtype(array)
+    elif array.dtype.kind in "iu" and array.size:
+        # integers by their bit depth: the quantization's when given, else the one rule
+        values = to_intensity(array, bits=None if quantization is None
+                              else quantization.bits)[0]
     else:
         values = as_float_image(array)
     if quantization is not None:

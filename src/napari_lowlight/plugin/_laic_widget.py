@@ -53,7 +53,7 @@ class LAICWidget(StepWidget):
         self.max_gain = FloatSpinBox(
             label="max gain (0 = auto)", value=0.0, min=0.0, max=1e6, step=1.0,
             tooltip="Largest amplification allowed anywhere; 0 lets the gain reach what takes "
-            "the image's bright end to full scale (and up to 64x that in dark regions)",
+            "the image's bright end to full scale (and up to 2x that in dark regions)",
         )
         self.bits = ComboBox(
             label="bits", choices=["auto", "8", "10", "12", "14", "16"], value="auto",

@@ -1,0 +1,274 @@
+"""Dequantizer v2 validation benchmark (issue 13): every held-out image, four settings.
+
+The validation images are the files under ``--data`` (default: the wallpaper and
+microscopy packages of ``make training-data``) and scikit-image's bundled images
+whose names ``napari_lowlight.dequantizer.data.is_validation_image`` accepts, i.e.
+the images no model is trained on.  They are read as for training
+(``load_images``: 16-bit frames stored dimly are stretched to [0, 1] by their own
+maximum), shrunk so that the longer side is at most ``--max-size`` pixels (no crop)
+and restored as the product restores them: colour images as colour images
+(``channel_axis=-1``, each channel by the network on its own).
+
+Settings, each image captured with seed 0:
+
+- ``global``: k = 1/30, r = 1.3, sigma = 0.25 q, 8 bits;
+- ``local``: k = 1/5, r = 1.5, sigma = 0.25 q, 8 bits, vignette dimming;
+- ``fluo12``: k = 1/64, r = 1.0, sigma = 0.25 q, 12 bits (fluorescence-like);
+- ``laic-global``: the global capture's dark image through ``laic(dark, bits=8)``
+  (exposure unknown); the reference is ``clip(gain * k * J**r, 0, 1)``, the input
+  LAIC's ``.enhanced`` with its ``.quantization``.
+
+Methods: ``Jt`` (the re-exposed image, or the LAIC output), ``classic``
+(``smooth_project`` with its defaults) and every ``--models`` entry with projection
+(what ``dequantize(..., project=True)`` returns: the raw output projected by
+``Quantization.project``, computed once from the raw output, which is identical);
+the raw output (``project=False``) gives the interval consistency only.
+
+Reports PSNR and SSIM against the reference, a summary table per setting and model
+and a per-image table, as Markdown (stdout, ``--out``) and CSV (``--csv``).
+
+Run:  .venv/bin/python benchmarks/eval_validation.py [--models default] [--max-size 384]
+      quick check: ... --limit 2 --max-size 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _machine import machine_line
+from skimage.transform import resize
+from skimage.util import img_as_float
+
+import napari_lowlight as nl
+from napari_lowlight.baselines import smooth_project
+from napari_lowlight.dequantizer.data import (
+    VALIDATION_IMAGES,
+    is_validation_image,
+    load_images,
+    test_set_images,
+)
+from napari_lowlight.dequantizer.weights import load_generator
+from napari_lowlight.metrics import interval_consistency, psnr, ssim
+
+SETTINGS = {
+    "global": dict(k=1 / 30, r=1.3, sigma=0.25, bits=8),
+    "local": dict(k=1 / 5, r=1.5, sigma=0.25, bits=8, dimming="vignette"),
+    "fluo12": dict(k=1 / 64, r=1.0, sigma=0.25, bits=12),
+    "laic-global": None,  # the global capture, compensated by LAIC
+}
+DEFAULT_DATA = ["data/wallpapers/unpacked", "data/microscopy/unpacked"]
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # as load_images reads
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def short_name(name: str) -> str:
+    return name if name.startswith("skimage:") else Path(name).name
+
+
+def find_validation_images(folders) -> dict:
+    """short name -> a function loading the image (files read only when used)."""
+    found = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            note(f"note: data folder {folder} is missing: skipped")
+            continue
+        files = [folder] if folder.is_file() else sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+        for path in files:
+            if not is_validation_image(str(path)):
+                continue
+            name = path.name
+            if name in found:
+                name = str(path)  # the same file name twice: tell them apart by path
+            found[name] = (lambda p=path: next(iter(load_images([p]).values()), None))
+    bundled = {short_name(name): array for name, array in test_set_images().items()
+               if is_validation_image(name)}
+    for name, array in bundled.items():
+        found[name] = (lambda a=array: a)
+    order = {short_name(name): i for i, name in enumerate(VALIDATION_IMAGES)}
+    return dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)),
+                                                        item[0])))
+
+
+def prepare(array: np.ndarray, max_size: int) -> np.ndarray:
+    """Float64 in [0, 1], the longer side shrunk to at most ``max_size`` (no crop)."""
+    scale = max_size / max(array.shape[:2])
+    if scale < 1:
+        shape = tuple(max(1, int(round(s * scale))) for s in array.shape[:2]) + array.shape[2:]
+        array = resize(array, shape, anti_aliasing=True)  # integers: scaled by the dtype max
+    return np.clip(img_as_float(array).astype(np.float64), 0.0, 1.0)
+
+
+def capture(setting: str, image: np.ndarray, axis):
+    """(reference, input Jt, its quantization) of one setting."""
+    if setting == "laic-global":
+        dark = nl.degrade(image, seed=0, channel_axis=axis, **SETTINGS["global"])
+        result = nl.laic(dark.dark, bits=dark.bits, channel_axis=axis)
+        gain = result.gain if axis is None else np.expand_dims(result.gain, axis)
+        reference = np.clip(gain * dark.k * image**dark.r, 0.0, 1.0)
+        return reference, result.enhanced, result.quantization
+    degraded = nl.degrade(image, seed=0, channel_axis=axis, **SETTINGS[setting])
+    return image, degraded.reexposed, degraded.quantization
+
+
+def load_models(entries) -> dict:
+    """label -> Generator (names as given, paths by their file stem)."""
+    models = {}
+    for entry in entries:
+        label = Path(entry).stem if entry.endswith(".safetensors") else entry
+        while label in models:
+            label += "'"
+        models[label] = load_generator(entry).eval()
+    return models
+
+
+def evaluate_one(setting, name, image, models, device) -> dict:
+    axis = -1 if image.ndim == 3 else None
+    reference, jt, quant = capture(setting, image, axis)
+    classic = smooth_project(jt, quant, channel_axis=axis)
+    row = {"setting": setting, "image": name, "shape": "x".join(map(str, image.shape)),
+           "psnr_jt": psnr(reference, jt), "psnr_classic": psnr(reference, classic),
+           "ssim_jt": ssim(reference, jt, channel_axis=axis),
+           "ssim_classic": ssim(reference, classic, channel_axis=axis)}
+    for label, generator in models.items():
+        raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
+                            project=False, channel_axis=axis)
+        # = nl.dequantize(..., project=True), without running the network twice
+        projected = quant.project(raw.astype(np.float64)).astype(np.float32)
+        row[f"psnr_{label}"] = psnr(reference, projected)
+        row[f"ssim_{label}"] = ssim(reference, projected, channel_axis=axis)
+        row[f"consistency_{label}"] = interval_consistency(raw, quant)
+    return row
+
+
+def summary_table(rows, settings, labels) -> list[str]:
+    lines = [
+        "| setting | model | images | Jt dB | classic dB | model dB | model − classic dB | "
+        "model − Jt dB | min model − Jt dB | min model − classic dB | Jt SSIM | classic SSIM "
+        "| model SSIM | SSIM ≥ classic | raw consistency |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setting in settings:
+        chosen = [row for row in rows if row["setting"] == setting]
+        if not chosen:
+            continue
+        jt = np.array([row["psnr_jt"] for row in chosen])
+        classic = np.array([row["psnr_classic"] for row in chosen])
+        ssim_jt = np.array([row["ssim_jt"] for row in chosen])
+        ssim_classic = np.array([row["ssim_classic"] for row in chosen])
+        for label in labels:
+            model = np.array([row[f"psnr_{label}"] for row in chosen])
+            ssim_model = np.array([row[f"ssim_{label}"] for row in chosen])
+            consistency = np.array([row[f"consistency_{label}"] for row in chosen])
+            lines.append(
+                f"| {setting} | {label} | {len(chosen)} | {jt.mean():.2f} | "
+                f"{classic.mean():.2f} | {model.mean():.2f} | "
+                f"{(model - classic).mean():+.2f} | {(model - jt).mean():+.2f} | "
+                f"{(model - jt).min():+.2f} | {(model - classic).min():+.2f} | "
+                f"{ssim_jt.mean():.4f} | {ssim_classic.mean():.4f} | {ssim_model.mean():.4f} | "
+                f"{np.mean(ssim_model >= ssim_classic) * 100:.0f} % | "
+                f"{consistency.mean() * 100:.1f} % |")
+    return lines
+
+
+def image_table(rows, labels) -> list[str]:
+    head = (["setting", "image", "Jt dB", "classic dB"] + [f"{m} dB" for m in labels]
+            + ["Jt SSIM", "classic SSIM"] + [f"{m} SSIM" for m in labels]
+            + [f"{m} raw consistency" for m in labels])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = ([row["setting"], row["image"], f"{row['psnr_jt']:.2f}",
+                  f"{row['psnr_classic']:.2f}"]
+                 + [f"{row[f'psnr_{m}']:.2f}" for m in labels]
+                 + [f"{row['ssim_jt']:.4f}", f"{row['ssim_classic']:.4f}"]
+                 + [f"{row[f'ssim_{m}']:.4f}" for m in labels]
+                 + [f"{row[f'consistency_{m}'] * 100:.1f} %" for m in labels])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="*", default=DEFAULT_DATA,
+                        help="folders (or files) searched for the validation images")
+    parser.add_argument("--models", nargs="+", default=["default"],
+                        help="shipped model names or .safetensors paths")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--max-size", type=int, default=384, help="longer side, pixels")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
+    parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    models = load_models(args.models)
+    labels = list(models)
+    found = find_validation_images(args.data)
+    if args.limit is not None:
+        found = dict(list(found.items())[:args.limit])
+    images = {}
+    for name, load in found.items():
+        array = load()
+        if array is None:
+            note(f"note: {name} is not usable (too small, not an image): skipped")
+            continue
+        images[name] = prepare(array, args.max_size)
+    if not images:
+        sys.exit("no validation images found")
+
+    header = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads, "
+              f"{args.device}), models {', '.join(args.models)}",
+              "",
+              f"{len(images)} validation images, longer side at most {args.max_size} px: "
+              + ", ".join(images)]
+    print("\n".join(header), flush=True)
+
+    rows = []
+    for name, image in images.items():
+        for setting in args.settings:
+            tick = time.perf_counter()
+            try:
+                row = evaluate_one(setting, name, image, models, args.device)
+            except ValueError as exc:  # e.g. LAIC on a capture that came out all black
+                note(f"note: {setting} / {name} skipped: {exc}")
+                continue
+            rows.append(row)
+            note(f"{setting:>11} {name} {row['shape']}: Jt {row['psnr_jt']:.2f}, classic "
+                 f"{row['psnr_classic']:.2f}, " + ", ".join(
+                     f"{m} {row[f'psnr_{m}']:.2f}" for m in labels)
+                 + f" dB ({time.perf_counter() - tick:.1f} s)")
+    rows.sort(key=lambda row: args.settings.index(row["setting"]))
+    elapsed = time.perf_counter() - started
+
+    report = header + ["", f"took {elapsed:.0f} s", "",
+                       "## Summary (means over images; PSNR in dB)", ""]
+    report += summary_table(rows, args.settings, labels)
+    report += ["", "## Per image", ""] + image_table(rows, labels)
+    text = "\n".join(report[len(header):])
+    print(text, flush=True)
+    if args.out is not None:
+        args.out.write_text("\n".join(report) + "\n")
+        note(f"wrote {args.out}")
+    if args.csv is not None:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        note(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
