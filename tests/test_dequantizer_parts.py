@@ -91,3 +91,38 @@ def test_pixel_and_adversarial_losses():
     assert adversarial_discriminator_loss(logits, logits).item() == pytest.approx(2 * math.log(2))
     confident = adversarial_discriminator_loss(torch.tensor([20.0]), torch.tensor([-20.0]))
     assert confident.item() < 1e-6
+
+
+def test_v2_context_generator_grows_from_v1_and_tiles_exactly(tmp_path):
+    """A v2 network (wide-context inputs) seeded from a v1 one computes what v1 did, and its
+    tiled inference (context once per plane, convolutions per tile) equals the whole."""
+    import numpy as np
+    import torch
+
+    from napari_lowlight.dequantizer.inference import _run_plane
+    from napari_lowlight.dequantizer.networks import Generator
+    from napari_lowlight.dequantizer.training import _initialise_from
+    from napari_lowlight.dequantizer.weights import load_generator, save_generator
+
+    torch.manual_seed(0)
+    v1 = Generator(1, 2, 8).eval()
+    torch.nn.init.normal_(v1.tail.weight, std=0.1)  # not the identity, so the check bites
+    path = tmp_path / "v1.safetensors"
+    save_generator(v1, path)
+    v2 = Generator(1, 2, 8, True, (2, 6)).eval()
+    assert v2.receptive_field == 2 * (2 * 2 + 2 + 18) + 1 and v2.network_receptive_field == 13
+    _initialise_from(v2, str(path))
+    rng = np.random.default_rng(0)
+    plane = rng.random((70, 90)).astype(np.float32)
+    step = np.full_like(plane, 1 / 30)
+    with torch.no_grad():
+        x, s = torch.from_numpy(plane)[None, None], torch.from_numpy(step)[None, None]
+        np.testing.assert_allclose(v2(x, s).numpy(), v1(x, s).numpy(), atol=1e-6)
+        torch.nn.init.normal_(v2.head[0].weight, std=0.1)  # now the context matters
+        whole = v2(x, s).numpy()[0, 0]
+    device = torch.device("cpu")
+    np.testing.assert_allclose(_run_plane(v2, plane, step, device, 16), whole, atol=1e-5)
+    # saved and loaded with its context scales
+    save_generator(v2, tmp_path / "v2.safetensors")
+    loaded = load_generator(tmp_path / "v2.safetensors")
+    assert loaded.context_sigmas == (2.0, 6.0)

@@ -51,7 +51,14 @@ def _run_plane(generator: Generator, plane: np.ndarray, step: np.ndarray | None,
                tile: int | None) -> np.ndarray:
     """Residual for one (rows, cols) plane, tile by tile with a halo."""
     rows, cols = plane.shape
-    halo = generator.receptive_field // 2 + 1
+    context = None
+    if generator.context_sigmas:
+        # the wide-context channels once for the whole plane (cheap: separable Gaussians),
+        # so each tile needs only the convolutions' halo, not the context kernels' too
+        context = generator.context_features(
+            torch.from_numpy(np.ascontiguousarray(plane))[None, None].to(device),
+            torch.from_numpy(np.ascontiguousarray(step))[None, None].to(device))
+    halo = generator.network_receptive_field // 2 + 1
     if tile is None:
         # Tiles keep the activations in cache (measured 1.7x faster than whole 1-MP planes
         # on the CPU) and bound the memory; the halo makes the result the same.
@@ -68,6 +75,8 @@ def _run_plane(generator: Generator, plane: np.ndarray, step: np.ndarray | None,
             if generator.conditioned:
                 inputs.append(torch.from_numpy(
                     np.ascontiguousarray(step[ya:yb, xa:xb]))[None, None].to(device))
+            if context is not None:
+                inputs.append(context[:, :, ya:yb, xa:xb])
             precision = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if autocast
                          else contextlib.nullcontext())
             with precision:

@@ -104,8 +104,19 @@ class Generator(nn.Module):
         """Side, pixels, of the input window one output pixel depends on."""
         return 2 * (2 * self.depth + 2 + self.context_radius) + 1
 
+    @property
+    def network_receptive_field(self) -> int:
+        """Receptive field of the convolutions alone (the context channels precomputed)."""
+        return 2 * (2 * self.depth + 2) + 1
+
     def _kernel(self, index: int) -> torch.Tensor:
         return getattr(self, f"_kernel{index}")
+
+    def context_features(self, image: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """The wide-context input channels for ``image`` (N, C, H, W), computed once for a
+        whole plane so tiles need only the convolutions' halo (N, C * scales, H, W)."""
+        step = step.clamp(min=1e-6)
+        return torch.cat(self._context(image, step), dim=1)
 
     def _context(self, image: torch.Tensor, step: torch.Tensor) -> list[torch.Tensor]:
         """``(G_s * image - image) / step`` for each context scale, clipped and scaled."""
@@ -126,7 +137,8 @@ class Generator(nn.Module):
             out.append(relative / 4.0)
         return out
 
-    def forward(self, image: torch.Tensor, step: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, step: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
         """Residual for ``image`` (N, C, H, W); ``step`` (N, 1, H, W) when conditioned.
 
         A conditioned generator sees ``log2(step)`` (steps span 1e-5 to 0.5 between 16-bit
@@ -140,7 +152,8 @@ class Generator(nn.Module):
         step = step.clamp(min=1e-6)
         features = [image, (torch.log2(step) + 8.0) / 8.0]
         if self.context_sigmas:
-            features += self._context(image, step)
+            # ``context``: the channels precomputed on a larger window (tiled inference)
+            features += [context] if context is not None else self._context(image, step)
         return self.tail(self.units(self.head(torch.cat(features, dim=1)))) * step
 
     def config(self) -> dict:
