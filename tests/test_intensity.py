@@ -127,3 +127,20 @@ def test_shading_takes_out_a_vignette(k, r):
     assert shaded.rank_preserved > 0.99
     with pytest.raises(ValueError, match="shading"):
         nl.laic(capture.dark, shading=1.5)
+
+
+def test_float_stack_depth_is_the_same_lazy_and_in_memory():
+    """The first plane on a 6-bit grid, the second on a 12-bit one (63 divides 4095): the whole
+    stack is 12-bit (the old lazy path looked at the first plane only and said 6)."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(0)
+    first = rng.integers(1, 64, (32, 32)) / 63.0
+    second = rng.integers(1, 4096, (32, 32)) / 4095.0
+    stack = np.stack([first, second])
+    assert infer_bits(first) == 6
+    assert infer_bits(stack) == infer_bits(da.from_array(stack, chunks=(1, 32, 32))) == 12
+    eager = nl.laic(stack)
+    lazy = nl.laic(da.from_array(stack, chunks=(1, 32, 32)))
+    assert eager.intensity.bits == lazy.intensity.bits == 12
+    np.testing.assert_array_equal(np.asarray(lazy.quantization.levels.compute()),
+                                  eager.quantization.levels)

@@ -233,11 +233,19 @@ def _describe(info) -> str:
 def source_bits(source: BatchSource, bits) -> int:
     """The bit depth of a whole input: ``bits`` checked, or inferred from every plane's
     maximum (integers; one read pass) or from the first plane's grid (floats)."""
-    from .intensity import check_bits_or_none, effective_bits, infer_bits
+    from .intensity import check_bits_or_none, effective_bits, grid_bits, sample_positions
 
     bits = check_bits_or_none(bits)
     if np.dtype(source.dtype).kind not in "iu":
-        return bits if bits is not None else infer_bits(source.read_plane(0))
+        if bits is not None:
+            return bits
+        # the same sample positions over the whole stack as for an in-memory array
+        positions = sample_positions(int(np.prod(source.shape)))
+        plane_size = int(np.prod(source.plane_shape))
+        sample = [source.read_plane(index).ravel()[
+            positions[(positions >= index * plane_size) & (positions < (index + 1) * plane_size)]
+            - index * plane_size] for index in range(source.planes)]
+        return grid_bits(np.concatenate(sample))
     maximum = max(int(source.read_plane(index).max()) for index in range(source.planes))
     return effective_bits(np.array([maximum], dtype=np.int64), bits)[0]
 

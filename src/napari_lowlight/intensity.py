@@ -34,7 +34,8 @@ import numpy as np
 
 from ._validation import as_float_image
 
-__all__ = ["STANDARD_BITS", "Intensity", "check_bits_or_none", "infer_bits", "to_intensity"]
+__all__ = ["STANDARD_BITS", "Intensity", "check_bits_or_none", "float_sample", "grid_bits",
+           "infer_bits", "sample_positions", "to_intensity"]
 
 #: Bit depths the inference chooses from for integer data (cameras write these).
 STANDARD_BITS = (8, 10, 12, 14, 16)
@@ -93,8 +94,30 @@ def infer_bits(image) -> int:
                 return bits
         raise ValueError(f"integer values up to {maximum:.0f} exceed 16 bits (65535): they are "
                          "not camera counts; convert the image to float in [0, 1]")
-    sample = np.asarray(image).ravel()
-    sample = sample[:: max(1, sample.size // 100_000)].astype(np.float64)
+    return grid_bits(float_sample(image))
+
+
+#: Float data: the grid is checked on this many values, evenly spaced over the whole array.
+GRID_SAMPLE = 100_000
+
+
+def sample_positions(size: int) -> np.ndarray:
+    """Flat positions of the float sample: every ``size // GRID_SAMPLE``-th value."""
+    return np.arange(0, size, max(1, size // GRID_SAMPLE))
+
+
+def float_sample(image) -> np.ndarray:
+    """The values at :func:`sample_positions` of ``image`` (NumPy or dask: the same values)."""
+    positions = sample_positions(int(image.size))
+    if hasattr(image, "vindex"):  # dask: only these values are computed
+        return np.asarray(image.vindex[np.unravel_index(positions, image.shape)].compute(),
+                          dtype=np.float64)
+    return np.asarray(image).ravel()[positions].astype(np.float64)
+
+
+def grid_bits(sample: np.ndarray) -> int:
+    """The coarsest grid ``m / (2**b - 1)`` that every value of ``sample`` lies on (16 if none)."""
+    sample = np.asarray(sample, dtype=np.float64)
     for bits in range(1, 17):
         scaled = sample * (2**bits - 1)
         if np.all(np.abs(scaled - np.rint(scaled)) < 1e-4):

@@ -11,7 +11,7 @@ import numpy as np
 from .._backend import array_module, to_numpy
 from .._lazy import check_lazy_dtype, is_lazy, plane_chunks
 from .._validation import check_channel_axis, check_real, float_dtype_for
-from ..intensity import Intensity, effective_bits, infer_bits, to_intensity
+from ..intensity import Intensity, effective_bits, sample_positions, to_intensity
 from ..quantization import Quantization
 from ._fast import solve_fast
 from ._lp import LAICSolverError, solve_partition
@@ -97,7 +97,7 @@ def _to_float(image, xp, bits, black_level):
             raise ValueError("image contains NaN or infinite values")
         if float(out.min()) < 0 or float(out.max()) > 1:
             raise ValueError("float image must lie in [0, 1]")
-        depth, inferred = effective_bits(to_numpy(out.ravel()[:: max(1, out.size // 100_000)]),
+        depth, inferred = effective_bits(to_numpy(out.ravel()[sample_positions(out.size)]),
                                          bits)
         if black_level is not None:
             out = xp.maximum(out - black_level, 0.0)
@@ -372,12 +372,7 @@ def _laic_lazy(image, *, channel_axis, bits, black_level, **options) -> LAICResu
     # one bit depth for the whole stack, by the same rule as in memory (the whole array:
     # a dask maximum is one pass over the data)
     inferred = bits is None
-    if dtype.kind == "f" and bits is None:
-        first = np.asarray(image[tuple(0 if axis < image.ndim - 2 and axis != channel_axis
-                                       else slice(None) for axis in range(image.ndim))])
-        bits = infer_bits(first)
-    else:
-        bits, _ = effective_bits(image, bits)
+    bits, _ = effective_bits(image, bits)
     planes = image.rechunk(plane_chunks(image.shape, channel_axis))
     stacked = planes.map_blocks(_laic_block, channel_axis=channel_axis, bits=bits,
                                 black_level=black_level, options=options, new_axis=0,
