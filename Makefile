@@ -8,10 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 XVFB := xvfb-run -a -s "-screen 0 1280x1024x24"
-# Debian packages for Qt/napari under Xvfb (see ../shared/NOTES.md).
+# Debian packages for Qt/napari under Xvfb (see ../shared/NOTES.md); Qt 6 also needs
+# libxcb-cursor0 for its xcb platform plugin.
 APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
 	libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 \
-	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1
+	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1 libxcb-cursor0
 PYTEST_ARGS ?=
 
 .PHONY: all install system-deps demo test fuzz screenshots training-data device-check \

@@ -35,6 +35,7 @@ def test_manifest_is_discovered_and_valid():
     pm = npe2.PluginManager.instance()
     pm.discover()
     manifest = pm.get_manifest("napari-lowlight")
+    assert manifest.display_name == "Low-light restoration"  # the Plugins menu's entry
     assert [w.display_name for w in manifest.contributions.widgets] == [
         "Simulate low light", "Compensate illumination (LAIC)", "Dequantize",
         "Enhance (LAIC + dequantizer)", "Compare methods"]

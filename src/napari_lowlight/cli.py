@@ -184,7 +184,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="also use the bundled photograph and microscopy image and "
                     "scikit-image's camera, astronaut and chelsea (no download), and enhance "
                     "the bundled real dim image (Hubble deep field crop) with every method")
-    ev.add_argument("--setting", choices=("global", "local", "both"), default="both")
+    ev.add_argument("--setting", choices=("global", "local", "both"), default="both",
+                    help="low-light setting of the synthetic captures: the paper's global "
+                    "(uniform dimming), local (uneven dimming) or both (default)")
     ev.add_argument("--methods", default="all",
                     help="comma-separated methods or 'all' (default); see --list-methods")
     ev.add_argument("--list-methods", action="store_true", help="print the methods and exit")
@@ -208,7 +210,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "files by their name) held out for validation (default: the project's "
                     "validation set, docs/dequantizer.md)")
     tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--steps", type=int, default=3000,
+                    help="total training steps, fine-tuning included (default 3000)")
     tr.add_argument("--pretrain-steps", type=int, default=None,
                     help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
     tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
@@ -222,7 +225,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learning-rate", type=float, default=2e-4, help="Adam step size")
     tr.add_argument("--batch", type=int, default=16, help="pairs per step")
     tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0,
+                    help="seed of the weights' initialisation and the training pairs (default 0)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="stop (checkpointed) after this long; run again to continue")
@@ -232,7 +236,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "--weights-dir) as NAME, record its sha256 in models.json and write "
                         "its model card; dequantize(model=NAME) then finds it. --list shows "
                         "the shipped and your models.")
-    ex.add_argument("run", type=Path, metavar="RUN", nargs="?")
+    ex.add_argument("run", type=Path, metavar="RUN", nargs="?",
+                    help="the run folder of `train --out` (not needed with --list)")
     ex.add_argument("--name", default=None, help="model name (default: RUN's folder name)")
     ex.add_argument("--weights-dir", type=Path, default=None,
                     help="default: your model folder ($NAPARI_LOWLIGHT_MODELS, else the "
@@ -260,7 +265,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("inputs", type=Path, nargs="+", metavar="IN",
                        help="folder of images, TIFF stack or zarr array")
-    batch.add_argument("--out", type=Path, required=True, metavar="OUT.zarr")
+    batch.add_argument("--out", type=Path, required=True, metavar="OUT.zarr",
+                       help="zarr store written (and resumed) plane by plane")
     batch.add_argument("--steps", default="laic,dequantize",
                        help="comma-separated: laic, dequantize (default both)")
     batch.add_argument("--scheduler", default="local", metavar="ADDRESS|local",
@@ -268,7 +274,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        "e.g. tcp://10.0.0.5:8786 (default local)")
     batch.add_argument("--workers", type=int, default=2,
                        help="worker processes of the local cluster (default 2)")
-    batch.add_argument("--threads-per-worker", type=int, default=1)
+    batch.add_argument("--threads-per-worker", type=int, default=1,
+                       help="threads of each local worker (default 1)")
     batch.add_argument("--model", default="default", help="dequantizer model name or path")
     batch.add_argument("--device", default="auto", help="auto (a worker's GPU if any), cpu, cuda")
     batch.add_argument("--bits", type=int, default=None,

@@ -18,6 +18,15 @@ __all__ = ["CompareWidget"]
 
 #: Methods that work on a dark image alone, in the order they are run and shown.
 COMPARE_METHODS = [*BASELINES, "laic", "laic+smooth_project", "laic+dequantizer"]
+METHOD_TOOLTIPS = {
+    "clahe": "Contrast-limited adaptive histogram equalization (baseline)",
+    "lime": "LIME: illumination map estimation (baseline)",
+    "octm": "OCTM: optimal contrast-tone mapping (baseline)",
+    "srie": "SRIE: simultaneous reflectance and illumination estimation (baseline)",
+    "laic": "LAIC: locally adaptive illumination compensation",
+    "laic+smooth_project": "LAIC, then the classic dequantizer (smooth, then project)",
+    "laic+dequantizer": "LAIC, then the shipped dequantizer network (the full pipeline)",
+}
 
 
 class CompareWidget(StepWidget):
@@ -32,7 +41,10 @@ class CompareWidget(StepWidget):
     run_text = "Compare"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self.method_boxes = {name: CheckBox(text=name, value=True) for name in COMPARE_METHODS}
+        self.method_boxes = {
+            name: CheckBox(text=name, value=True, tooltip=METHOD_TOOLTIPS.get(name, name))
+            for name in COMPARE_METHODS
+        }
         super().__init__(viewer, list(self.method_boxes.values()))
 
     def parameters(self) -> dict:

@@ -39,16 +39,24 @@ class DequantizeWidget(StepWidget):
     run_text = "Dequantize"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self.model = ComboBox(label="model", choices=_model_names())
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.model = ComboBox(label="model", choices=_model_names(),
+                              tooltip="The dequantizer's weights")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
+                               tooltip="auto uses a CUDA GPU when there is one")
         self.tile = SpinBox(label="tile (px, 0 = auto)", value=0, min=0, max=8192, step=64,
                             tooltip="0 picks 256 px on the CPU, 1024 on a GPU; "
                             "tiles do not change the result")
-        self.project = CheckBox(text="stay inside the quantization intervals", value=True)
+        self.project = CheckBox(text="stay inside the quantization intervals", value=True,
+                                tooltip="Clip the network's output into each pixel's "
+                                "interval, so that it re-quantizes to the observed levels")
         self.k = FloatSpinBox(label="k (no metadata)", value=1 / 30, min=0.001, max=1.0,
                               step=0.001, tooltip="used only when the layer has no quantization")
-        self.r = FloatSpinBox(label="r (no metadata)", value=1.3, min=0.1, max=5.0, step=0.05)
-        self.bits = SpinBox(label="bits (no metadata)", value=8, min=1, max=16)
+        self.r = FloatSpinBox(label="r (no metadata)", value=1.3, min=0.1, max=5.0, step=0.05,
+                              tooltip="Gamma ratio of the capture; used only when the layer "
+                              "has no quantization")
+        self.bits = SpinBox(label="bits (no metadata)", value=8, min=1, max=16,
+                            tooltip="Bit depth of the capture; used only when the layer has "
+                            "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
                                   self.k, self.r, self.bits])
 

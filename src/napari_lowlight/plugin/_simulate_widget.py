@@ -56,7 +56,9 @@ class SimulateLowLightWidget(StepWidget):
             label="uneven light", choices=["none", "vignette", "random"], value="none",
             tooltip="Spatial pattern multiplying k (random: seeded smooth field)",
         )
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
+                            tooltip="Random seed of the noise (and of the random uneven light): "
+                            "the same seed gives the same capture")
         super().__init__(viewer, [self.k, self.r, self.sigma, self.bits, self.dimming, self.seed])
 
     def parameters(self) -> dict:

@@ -47,7 +47,9 @@ class StepWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.worker = None  # the running job, if any
-        self.image = ComboBox(label="image", choices=self._image_layers, nullable=True)
+        self.image = ComboBox(label="image", choices=self._image_layers, nullable=True,
+                              tooltip="The image layer to process; new layers are added "
+                              "over it with the same scale and translation")
         self.run_button = PushButton(text=self.run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, min=0, max=1, visible=False)
