@@ -55,7 +55,7 @@ def main(out: Path) -> None:
     viewer.add_image(data.coffee(), name="coffee", rgb=True)
     simulate = SimulateLowLightWidget(viewer)
     dock = viewer.window.add_dock_widget(simulate, name="Simulate low light")
-    simulate.k.value = 1 / 30
+    simulate.inverse_k.value = 30
     simulate.run()
     wait_for(app, simulate)
     viewer.layers["dark"].visible = False

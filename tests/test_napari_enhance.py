@@ -150,3 +150,35 @@ def test_napari_writer_and_reader_round_trip(make_napari_viewer, tmp_path):
     assert quantization.k == pytest.approx(1 / 30) and quantization.r == pytest.approx(1.3)
     assert layer.metadata["napari_lowlight"]["step"] == "degrade"
     assert layer.name == "re-exposed"
+
+
+def test_compare_and_dequantize_widgets_read_camera_data(make_napari_viewer, qtbot, errors):
+    """Compare has bits/black level; Dequantize takes 1/k and hides what metadata answers."""
+    import napari_lowlight as nl
+    from napari_lowlight.plugin._compare_widget import CompareWidget
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+
+    viewer = make_napari_viewer()
+    frame = _dim_stack(frames=1)[0]
+    viewer.add_image(frame, name="camera")
+    compare = CompareWidget(viewer)
+    for name, box in compare.method_boxes.items():
+        box.value = name in ("clahe", "laic")
+    compare.bits.value, compare.black_level.value = "12", 100
+    compare.run()
+    _wait(qtbot, compare)
+    assert errors == []
+    expected = nl.laic(frame, bits=12, black_level=100).enhanced
+    np.testing.assert_allclose(viewer.layers["laic"].data, expected, atol=1e-6)
+
+    capture = nl.degrade(np.linspace(0, 1, 32 * 32).reshape(32, 32), k=1 / 30, seed=0)
+    viewer.add_image(capture.reexposed, name="re-exposed",
+                     metadata={"quantization": capture.quantization})
+    viewer.add_image(capture.reexposed, name="plain")
+    widget = DequantizeWidget(viewer)
+    widget.image.value = viewer.layers["re-exposed"]
+    # isHidden: hidden explicitly (`visible` is also False while the dock is not shown)
+    assert widget.inverse_k.native.isHidden() and widget.bits.native.isHidden()
+    widget.image.value = viewer.layers["plain"]
+    assert not widget.inverse_k.native.isHidden() and widget.inverse_k.value == 30
+    assert widget.parameters()["k"] == 1 / 30  # exactly, not 0.033

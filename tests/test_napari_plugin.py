@@ -52,7 +52,7 @@ def test_widget_adds_dark_and_reexposed_layers(make_napari_viewer, qtbot, errors
     widget = SimulateLowLightWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.image.value is layer
-    widget.k.value = 0.05
+    widget.inverse_k.value = 20  # k = 0.05
     widget.r.value = 1.5
     widget.sigma.value = 0.5
     widget.bits.value = 10
@@ -299,7 +299,7 @@ def test_dask_layer_stays_lazy_through_the_widgets(make_napari_viewer, qtbot, er
     stack = np.clip(0.5 + 0.3 * rng.standard_normal((3, 40, 48)), 0, 1)
     viewer.add_image(da.from_array(stack, chunks=(1, 20, 48)), name="stack")
     simulate = SimulateLowLightWidget(viewer)
-    simulate.k.value, simulate.seed.value = 0.1, 4
+    simulate.inverse_k.value, simulate.seed.value = 10, 4
     simulate.run()
     wait_for_job(qtbot, simulate)
     dark = viewer.layers["dark"]

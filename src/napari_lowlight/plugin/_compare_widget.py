@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox
 
 from ..baselines import BASELINES, smooth_project
+from .._lazy import is_lazy
 from ..compensation import laic
+from ..intensity import to_intensity
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
 
@@ -45,25 +47,41 @@ class CompareWidget(StepWidget):
             name: CheckBox(text=name, value=True, tooltip=METHOD_TOOLTIPS.get(name, name))
             for name in COMPARE_METHODS
         }
-        super().__init__(viewer, list(self.method_boxes.values()))
+        self.bits = ComboBox(
+            label="bits", choices=["auto", "8", "10", "12", "14", "16"], value="auto",
+            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1 for every "
+            "method. auto: the smallest of 8/10/12/14/16 bits holding the maximum",
+        )
+        self.black_level = FloatSpinBox(
+            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
+            tooltip="The camera's offset in counts, subtracted before every method",
+        )
+        super().__init__(viewer, [self.bits, self.black_level,
+                                  *self.method_boxes.values()])
 
     def parameters(self) -> dict:
         chosen = [name for name, box in self.method_boxes.items() if box.value]
         if not chosen:
             raise ValueError("choose at least one method")
-        return {"methods": chosen}
+        return {"methods": chosen,
+                "bits": None if self.bits.value == "auto" else int(self.bits.value),
+                "black_level": float(self.black_level.value) or None}
 
     def compute(self, data, channel_axis, params, report):
         methods = params["methods"]
         outputs = {}
         laic_result = None
         report(0, len(methods))
+        camera = {"bits": params.get("bits"), "black_level": params.get("black_level")}
+        # the baselines see light in [0, 1] by the same rule as LAIC (in memory: lazy data
+        # keep their own per-block reading)
+        light = data if is_lazy(data) else to_intensity(data, **camera)[0]
         for done, name in enumerate(methods, start=1):
             if name in BASELINES:
-                outputs[name] = BASELINES[name](data, channel_axis=channel_axis)
+                outputs[name] = BASELINES[name](light, channel_axis=channel_axis)
             else:
                 if laic_result is None:
-                    laic_result = laic(data, channel_axis=channel_axis)
+                    laic_result = laic(data, channel_axis=channel_axis, **camera)
                 if name == "laic":
                     outputs[name] = laic_result.enhanced
                 elif name == "laic+smooth_project":

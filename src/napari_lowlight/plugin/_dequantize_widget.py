@@ -49,8 +49,10 @@ class DequantizeWidget(StepWidget):
         self.project = CheckBox(text="stay inside the quantization intervals", value=True,
                                 tooltip="Clip the network's output into each pixel's "
                                 "interval, so that it re-quantizes to the observed levels")
-        self.k = FloatSpinBox(label="k (no metadata)", value=1 / 30, min=0.001, max=1.0,
-                              step=0.001, tooltip="used only when the layer has no quantization")
+        self.inverse_k = FloatSpinBox(
+            label="1/k (no metadata)", value=30.0, min=1.0, max=10000.0, step=1.0,
+            tooltip="The capture's light level as 1/k (30 = the paper's global low light); "
+            "used only when the layer has no quantization (then hidden)")
         self.r = FloatSpinBox(label="r (no metadata)", value=1.3, min=0.1, max=5.0, step=0.05,
                               tooltip="Gamma ratio of the capture; used only when the layer "
                               "has no quantization")
@@ -58,7 +60,16 @@ class DequantizeWidget(StepWidget):
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
-                                  self.k, self.r, self.bits])
+                                  self.inverse_k, self.r, self.bits])
+        self.image.changed.connect(self._show_needed_fields)
+        self._show_needed_fields()
+
+    def _show_needed_fields(self, _=None):
+        """Hide 1/k, r and bits when the layer's metadata already holds its quantization."""
+        layer = self.image.value
+        known = isinstance(getattr(layer, "metadata", {}).get("quantization"), Quantization)
+        for field in (self.inverse_k, self.r, self.bits):
+            field.visible = not known
 
     def parameters(self) -> dict:
         device = self.device.value
@@ -69,7 +80,8 @@ class DequantizeWidget(StepWidget):
                 raise ValueError("no CUDA device here: choose auto or cpu")
         return {"model": self.model.value, "device": device,
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
-                "k": float(self.k.value), "r": float(self.r.value), "bits": int(self.bits.value)}
+                "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
+                "bits": int(self.bits.value)}
 
     def compute(self, data, channel_axis, params, report):
         from ..pipeline import dequantize

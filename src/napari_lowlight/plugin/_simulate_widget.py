@@ -35,10 +35,11 @@ class SimulateLowLightWidget(StepWidget):
     run_text = "Simulate"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self.k = FloatSpinBox(
-            label="light level k", value=1 / 30, min=0.001, max=1.0, step=0.001,
-            tooltip="Dimming factor k in (0, 1]: 1/30 = 0.033 is the paper's global low light, "
-            "1/5 its local low light",
+        self.inverse_k = FloatSpinBox(
+            label="light level 1/k", value=30.0, min=1.0, max=10000.0, step=1.0,
+            tooltip="The capture gets 1/k of the normal light (k = 1 / this value, in (0, 1]): "
+            "30 is the paper's global low light, 5 its local low light. Entered as 1/k so "
+            "that 1/30 is exact, not 0.033",
         )
         self.r = FloatSpinBox(
             label="gamma ratio r", value=1.3, min=0.1, max=5.0, step=0.05,
@@ -59,12 +60,13 @@ class SimulateLowLightWidget(StepWidget):
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
                             tooltip="Random seed of the noise (and of the random uneven light): "
                             "the same seed gives the same capture")
-        super().__init__(viewer, [self.k, self.r, self.sigma, self.bits, self.dimming, self.seed])
+        super().__init__(viewer, [self.inverse_k, self.r, self.sigma, self.bits, self.dimming,
+                                  self.seed])
 
     def parameters(self) -> dict:
         """The keyword arguments for :func:`degrade` set in the widget."""
         return {
-            "k": float(self.k.value),
+            "k": 1.0 / float(self.inverse_k.value),
             "r": float(self.r.value),
             "sigma": float(self.sigma.value),
             "bits": int(self.bits.value),
