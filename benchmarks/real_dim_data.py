@@ -9,7 +9,8 @@ Inputs (whatever is present; none is used for training or tuning the dequantizer
 - the bundled cell sample captured in the paper's global low light (k = 1/30, r = 1.3).
 
 Methods: uniform gain (bright end to 1), CLAHE, LIME, LAIC, LAIC + dequantizer
-(``enhance``), and with ``--before PATH`` the same LAIC / enhance from another source
+(``enhance``), ``enhance`` with the Enhance preset for the data (photograph for the deep
+field, microscope for the rest), and with ``--before PATH`` the same LAIC / enhance from another source
 tree (e.g. a ``git worktree`` of the commit before a change) for before/after numbers.
 
 Metrics (``reference`` = the uniform gain, the capture only brightened):
@@ -54,14 +55,15 @@ def inputs() -> dict:
     from napari_lowlight.io import read_image
 
     data = ROOT / "src" / "napari_lowlight" / "data"
-    found = {"deep field (8-bit RGB)": (read_image(data / "deep_field.png"), -1)}
+    found = {"deep field (8-bit RGB)": (read_image(data / "deep_field.png"), -1, "photograph")}
     for name, label in (("img_terra_2d.tif", "TERRA fluorescence (16-bit)"),
                         ("timelapse_telomeres_2d_100.tif", "telomeres (16-bit)")):
         path = MICROSCOPY / "images" / name
         if path.exists():
-            found[label] = (read_image(path), None)
+            found[label] = (read_image(path), None, "microscope-16bit")
     cell = read_image(data / "cell.png").astype(np.float64) / 255.0
-    found["cell, k=1/30 capture"] = (nl.degrade(cell, k=1 / 30, r=1.3, seed=0).dark, None)
+    found["cell, k=1/30 capture"] = (nl.degrade(cell, k=1 / 30, r=1.3, seed=0).dark, None,
+                                     "microscope-12bit")
     return found
 
 
@@ -133,7 +135,7 @@ def main():
     print("\n| image | method | bright end | clipped | LOE | halo | speckle | s |")
     print("|---|---|---|---|---|---|---|---|")
     rows, panels = [], []
-    for label, (raw, axis) in inputs().items():
+    for label, (raw, axis, preset) in inputs().items():
         values, intensity = to_intensity(raw)
         lum = luminance(values, axis)
         top = lum >= lum.max() - 0.5 / (2**intensity.bits - 1)
@@ -150,6 +152,9 @@ def main():
         timed("LIME", lambda: lime(values, channel_axis=axis))
         timed("LAIC", lambda: nl.laic(raw, channel_axis=axis).enhanced)
         timed("LAIC + dequantizer", lambda: nl.enhance(raw, channel_axis=axis))
+        # the Enhance widget's preset for this kind of data (bits from the data here)
+        timed(f"Enhance ({preset})",
+              lambda: nl.enhance(raw, channel_axis=axis, preset=preset, bits=None))
         if args.before:
             # the old code scaled integers by the dtype's maximum; give it this scale instead
             # so only the algorithm differs

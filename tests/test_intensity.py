@@ -144,3 +144,19 @@ def test_float_stack_depth_is_the_same_lazy_and_in_memory():
     assert eager.intensity.bits == lazy.intensity.bits == 12
     np.testing.assert_array_equal(np.asarray(lazy.quantization.levels.compute()),
                                   eager.quantization.levels)
+
+
+def test_microscope_presets_keep_intensities_proportional():
+    """contrast_weight=0: the uniform gain to full scale (quantitative, no ring, no speckle)."""
+    from napari_lowlight.presets import PRESETS, preset_options
+
+    frame = _dim_frame(bits=12, black=100, peak=235)
+    options = preset_options("microscope-12bit", black_level=100)
+    assert options["contrast_weight"] == 0.0 and options["bits"] == 12
+    result = nl.laic(frame, **options)
+    signal = frame.astype(np.float64) - 100
+    np.testing.assert_allclose(result.enhanced, signal / signal.max(), atol=1e-9)
+    assert np.ptp(result.gain) == 0
+    assert PRESETS["time-lapse"]["shared_gain"] is True
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_options("nope")
