@@ -52,13 +52,14 @@ def _run_plane(generator: Generator, plane: np.ndarray, step: np.ndarray | None,
     """Residual for one (rows, cols) plane, tile by tile with a halo."""
     rows, cols = plane.shape
     context = None
-    if generator.context_sigmas:
+    # duck-typed: any module with the Generator's call signature and receptive_field works
+    if getattr(generator, "context_sigmas", ()):
         # the wide-context channels once for the whole plane (cheap: separable Gaussians),
         # so each tile needs only the convolutions' halo, not the context kernels' too
         context = generator.context_features(
             torch.from_numpy(np.ascontiguousarray(plane))[None, None].to(device),
             torch.from_numpy(np.ascontiguousarray(step))[None, None].to(device))
-    halo = generator.network_receptive_field // 2 + 1
+    halo = getattr(generator, "network_receptive_field", generator.receptive_field) // 2 + 1
     if tile is None:
         # Tiles keep the activations in cache (measured 1.7x faster than whole 1-MP planes
         # on the CPU) and bound the memory; the halo makes the result the same.
