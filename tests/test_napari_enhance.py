@@ -99,6 +99,9 @@ def test_enhance_widget_reports_bad_settings(make_napari_viewer, qtbot, errors):
     _wait(qtbot, widget)
     assert len(errors) == 1 and "full scale of bits=8" in errors[0]
     assert [lay.name for lay in viewer.layers] == ["bright"]
+    # the whole message, with its next step, also stays in the widget's status line
+    assert widget.status.value == errors[0]
+    assert "pass the camera's bit depth" in widget.status.value
 
 
 def test_saved_result_reopens_with_its_quantization(tmp_path):

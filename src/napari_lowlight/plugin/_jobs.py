@@ -20,6 +20,7 @@ def start_job(
     description: str,
     on_returned: Callable,
     on_finished: Callable | None = None,
+    on_error: Callable[[str], None] | None = None,
     **kwargs,
 ):
     """Run ``func(*args, **kwargs)`` in a napari thread worker and return the started worker.
@@ -28,18 +29,25 @@ def start_job(
     ``on_returned(result)`` runs on the GUI thread; an exception in ``func`` (or
     in ``on_returned``) becomes an error notification, never a traceback.
     ``worker.quit()`` cancels: the result is then dropped and nothing is added.
+    ``on_error(message)`` also receives the full message (a widget's status line shows it:
+    napari's notification toast cuts long messages).
     """
 
     def returned(result):
         try:
             on_returned(result)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not crash
-            show_error(f"{description} failed: {exc}")
+            report(f"{description} failed: {exc}")
 
     def errored(exc):
         if isinstance(exc, JobCancelled):
             return  # the user asked for it: nothing to report, nothing added
-        show_error(f"{description} failed: {exc}")
+        report(f"{description} failed: {exc}")
+
+    def report(message: str):
+        show_error(message)
+        if on_error is not None:
+            on_error(message)
 
     # Passing "errored" here keeps napari from also re-raising the exception
     # in the GUI thread (a traceback in the console).

@@ -102,7 +102,7 @@ class StepWidget(Container):
             data, channel_axis = image_layer_array(layer)
             params = self.parameters()
         except (LayerError, ValueError, TypeError) as exc:
-            show_error(f"{self.title}: {exc}")
+            self._show_error(f"{self.title}: {exc}")
             return None
         self.status.value = f"running on {layer.name!r}..."
         self.run_button.enabled = False
@@ -117,6 +117,7 @@ class StepWidget(Container):
             description=self.title,
             on_returned=lambda result: self._on_result(layer, result, params),
             on_finished=self._finished,
+            on_error=lambda message: self._show_error(message, notify=False),
         )
         return self.worker
 
@@ -149,6 +150,15 @@ class StepWidget(Container):
             self._viewer = viewer
         recorder.add_to(viewer)
         self.status.value = f"{messages[0]} ({len(result)} levels)"
+
+    def _show_error(self, message: str, notify: bool = True):
+        """The whole message in the status line (wrapped; napari's toast cuts long messages),
+        and in a notification unless the job runner already showed one."""
+        if notify:
+            show_error(message)
+        self.status.value = message
+        self.status.native.setWordWrap(True)
+        self.status.tooltip = message
 
     def cancel(self, _=None):
         """Cancel the running job: its result is dropped, no layer is added."""
