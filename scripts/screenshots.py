@@ -32,6 +32,7 @@ def main(out: Path) -> None:
     from napari_lowlight import data
     from napari_lowlight.plugin._compare_widget import CompareWidget
     from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
     from napari_lowlight.plugin._laic_widget import LAICWidget
     from napari_lowlight.plugin._simulate_widget import SimulateLowLightWidget
 
@@ -95,6 +96,26 @@ def main(out: Path) -> None:
     wait_for(app, compare)
     viewer.reset_view()
     shot("compare")
+    viewer.window.remove_dock_widget(dock)
+
+    # 5. Enhance a dim 12-bit camera frame (the microscopy sample as a camera would store it
+    # dimly: 100 counts of black level plus up to 235 counts of signal, in uint16)
+    import numpy as np
+
+    viewer.layers.clear()
+    viewer.canvas.grid.enabled = False
+    frame = (100 + np.rint(data.cell() / 255.0 * 235)).astype(np.uint16)
+    viewer.add_image(frame, name="camera frame (uint16)", contrast_limits=(0, 4095))
+    enhance = EnhanceWidget(viewer)
+    dock = viewer.window.add_dock_widget(enhance, name="Enhance (LAIC + dequantizer)")
+    enhance.preset.value = "microscope-12bit"
+    enhance.black_level.value = 100
+    enhance.device.value = "cpu"
+    enhance.run()
+    wait_for(app, enhance)
+    viewer.layers["camera frame (uint16)"].visible = False
+    viewer.reset_view()
+    shot("enhance")
     viewer.close()
     print(f"{len(shots)} screenshots in {out}")
 
