@@ -1136,11 +1136,7 @@ def stage_bench_laic(settings: dict, rec: Recorder) -> None:
             except Exception as exc:  # noqa: BLE001
                 row[f"{name}_error"] = _error_text(exc)
                 rec.error(f"{label} {name}", exc)
-        if _finite(row.get("numpy_seconds")) and _finite(row.get("cupy_seconds")):
-            row["speedup"] = row["numpy_seconds"] / row["cupy_seconds"]
-        rows.append(row)
-        print(row, flush=True)
-        rec.save()
+        _finish_row(row, rows, rec)
     if "cupy" in backends:
         cupy = backends["cupy"]
         try:
@@ -1178,6 +1174,11 @@ def stage_bench_laic(settings: dict, rec: Recorder) -> None:
         except Exception as exc:  # noqa: BLE001
             row[f"{name}_error"] = _error_text(exc)
             rec.error(f"laic end to end {name}", exc)
+    _finish_row(row, rows, rec)
+
+
+def _finish_row(row: dict, rows: list, rec) -> None:
+    """A CuPy-vs-NumPy benchmark row: its speed-up, then into the report (saved at once)."""
     if _finite(row.get("numpy_seconds")) and _finite(row.get("cupy_seconds")):
         row["speedup"] = row["numpy_seconds"] / row["cupy_seconds"]
     rows.append(row)

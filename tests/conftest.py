@@ -15,6 +15,22 @@ def smooth_rgb(rng):
     return np.stack(channels, axis=-1)
 
 
+@pytest.fixture
+def errors():
+    """Messages shown to the user as napari error notifications (napari tests only)."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    shown = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            shown.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield shown
+    notification_manager.notification_ready.disconnect(record)
+
+
 try:  # property-based fuzzing profiles (tests/test_fuzz.py); `make fuzz` runs "fuzz"
     import os
 

@@ -25,22 +25,6 @@ def _wait(qtbot, widget, timeout=120000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-@pytest.fixture
-def errors():
-    """Messages shown to the user as napari error notifications."""
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
-    shown = []
-
-    def record(notification):
-        if notification.severity >= NotificationSeverity.ERROR:
-            shown.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield shown
-    notification_manager.notification_ready.disconnect(record)
-
-
 def test_enhance_widget_brightens_a_dim_12bit_frame(make_napari_viewer, qtbot, errors):
     from napari_lowlight.plugin._enhance_widget import EnhanceWidget
 

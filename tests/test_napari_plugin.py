@@ -13,22 +13,6 @@ def wait_for_job(qtbot, widget, timeout=20000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-@pytest.fixture
-def errors():
-    """Messages shown to the user as napari error notifications."""
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
-    shown = []
-
-    def record(notification):
-        if notification.severity >= NotificationSeverity.ERROR:
-            shown.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield shown
-    notification_manager.notification_ready.disconnect(record)
-
-
 def test_manifest_is_discovered_and_valid():
     import npe2
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox
+from magicgui.widgets import CheckBox
 
 from ..baselines import BASELINES, smooth_project
 from .._lazy import is_lazy
 from ..compensation import laic
 from ..intensity import to_intensity
+from ._camera_fields import bits_field, black_level_field, camera_options
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
 
@@ -47,15 +48,8 @@ class CompareWidget(StepWidget):
             name: CheckBox(text=name, value=True, tooltip=METHOD_TOOLTIPS.get(name, name))
             for name in COMPARE_METHODS
         }
-        self.bits = ComboBox(
-            label="bits", choices=["auto", "8", "10", "12", "14", "16"], value="auto",
-            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1 for every "
-            "method. auto: the smallest of 8/10/12/14/16 bits holding the maximum",
-        )
-        self.black_level = FloatSpinBox(
-            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
-            tooltip="The camera's offset in counts, subtracted before every method",
-        )
+        self.bits = bits_field()
+        self.black_level = black_level_field()
         super().__init__(viewer, [self.bits, self.black_level,
                                   *self.method_boxes.values()])
 
@@ -63,9 +57,7 @@ class CompareWidget(StepWidget):
         chosen = [name for name, box in self.method_boxes.items() if box.value]
         if not chosen:
             raise ValueError("choose at least one method")
-        return {"methods": chosen,
-                "bits": None if self.bits.value == "auto" else int(self.bits.value),
-                "black_level": float(self.black_level.value) or None}
+        return {"methods": chosen, **camera_options(self.bits, self.black_level)}
 
     def compute(self, data, channel_axis, params, report):
         methods = params["methods"]

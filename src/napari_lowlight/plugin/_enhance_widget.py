@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, FloatSpinBox
+from magicgui.widgets import ComboBox
 
 from .._lazy import is_lazy
 from ..presets import PRESETS, preset_options
+from ._camera_fields import bits_field, black_level_field, camera_options, shading_field
 from ._dequantize_widget import _model_names
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
@@ -20,7 +21,6 @@ __all__ = ["EnhanceWidget"]
 
 OUTPUT_LAYER = "restored"
 GAIN_LAYER = "gain"
-BITS_CHOICES = ["auto", "8", "10", "12", "14", "16"]
 
 
 class EnhanceWidget(StepWidget):
@@ -41,21 +41,9 @@ class EnhanceWidget(StepWidget):
             tooltip="photograph: 8-bit, vignette taken out; microscope 12/16-bit: the "
             "camera's depth, no shading estimate; time-lapse: one gain for all frames",
         )
-        self.bits = ComboBox(
-            label="bits", choices=BITS_CHOICES, value="8",
-            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1. "
-            "auto infers it (smallest of 8/10/12/14/16 bits holding the maximum)",
-        )
-        self.black_level = FloatSpinBox(
-            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
-            tooltip="The camera's offset, in counts (float images: in [0, 1] units), "
-            "subtracted before anything else",
-        )
-        self.shading = FloatSpinBox(
-            label="shading correction", value=1.0, min=0.0, max=1.0, step=0.05,
-            tooltip="Fraction of the estimated smooth illumination divided out before LAIC "
-            "(1 takes a vignette out; 0 is the paper's LAIC)",
-        )
+        self.bits = bits_field("8")
+        self.black_level = black_level_field()
+        self.shading = shading_field(1.0)
         self.model = ComboBox(label="model", choices=_model_names(),
                               tooltip="The dequantizer's weights")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
@@ -70,11 +58,6 @@ class EnhanceWidget(StepWidget):
         self.bits.value = "auto" if options.get("bits") is None else str(options["bits"])
         self.shading.value = float(options.get("shading", 0.0))
 
-    def _image_layers(self, _widget=None):
-        # never offer our own gain maps as an input: they are not images of light
-        return [layer for layer in super()._image_layers()
-                if layer.metadata.get("napari_lowlight", {}).get("image") != "gain"]
-
     def parameters(self) -> dict:
         device = self.device.value
         if device == "cuda":
@@ -82,11 +65,11 @@ class EnhanceWidget(StepWidget):
 
             if not torch.cuda.is_available():
                 raise ValueError("no CUDA device here: choose auto or cpu")
-        bits = None if self.bits.value == "auto" else int(self.bits.value)
+        camera = camera_options(self.bits, self.black_level)
         options = preset_options(self.preset.value, shading=float(self.shading.value))
-        options["bits"] = bits
-        if self.black_level.value > 0:
-            options["black_level"] = float(self.black_level.value)
+        options["bits"] = camera["bits"]
+        if camera["black_level"] is not None:
+            options["black_level"] = camera["black_level"]
         return {"preset": self.preset.value, "laic": options, "model": self.model.value,
                 "device": device}
 

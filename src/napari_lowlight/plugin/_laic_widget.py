@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from .._lazy import is_lazy
 from ..compensation import LAICResult, laic
 from ..quantization import Quantization
+from ._camera_fields import bits_field, black_level_field, camera_options, shading_field
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
 
@@ -55,22 +56,10 @@ class LAICWidget(StepWidget):
             tooltip="Largest amplification allowed anywhere; 0 lets the gain reach what takes "
             "the image's bright end to full scale (and up to 2x that in dark regions)",
         )
-        self.bits = ComboBox(
-            label="bits", choices=["auto", "8", "10", "12", "14", "16"], value="auto",
-            tooltip="The camera's bit depth: integer data are divided by 2**bits - 1 (a 12-bit "
-            "camera's uint16 frame by 4095). auto: from the layer's quantization, else the "
-            "smallest of 8/10/12/14/16 bits holding the maximum",
-        )
-        self.black_level = FloatSpinBox(
-            label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
-            tooltip="The camera's offset in counts (float images: in [0, 1] units), "
-            "subtracted before compensation",
-        )
-        self.shading = FloatSpinBox(
-            label="shading correction", value=0.0, min=0.0, max=1.0, step=0.05,
-            tooltip="Fraction of the estimated smooth illumination divided out before the LP "
-            "(1 takes a vignette out; 0 is the paper's LAIC)",
-        )
+        self.bits = bits_field(auto="from the layer's quantization, else the smallest of "
+                               "8/10/12/14/16 bits holding the maximum")
+        self.black_level = black_level_field()
+        self.shading = shading_field(0.0)
         self.shared_gain = CheckBox(
             label="one gain for all planes", value=False,
             tooltip="For time series: the same gain on every plane (no flicker)",
@@ -88,21 +77,17 @@ class LAICWidget(StepWidget):
             "shared_gain": bool(self.shared_gain.value),
             "shading": float(self.shading.value),
         }
-        if self.black_level.value > 0:
-            params["black_level"] = float(self.black_level.value)
-        if self.bits.value != "auto":
-            params["bits"] = int(self.bits.value)
+        camera = camera_options(self.bits, self.black_level)
+        if camera["black_level"] is not None:
+            params["black_level"] = camera["black_level"]
+        if camera["bits"] is not None:
+            params["bits"] = camera["bits"]
         else:
             layer = self.image.value
             quantization = getattr(layer, "metadata", {}).get("quantization")
             if isinstance(quantization, Quantization):
                 params["bits"] = quantization.bits
         return params
-
-    def _image_layers(self, _widget=None):
-        # never offer a gain map as the dark image
-        return [layer for layer in super()._image_layers()
-                if layer.metadata.get("napari_lowlight", {}).get("image") != "gain"]
 
     def compute(self, data, channel_axis, params, report):
         report(0, 1)

@@ -79,14 +79,16 @@ class StepWidget(Container):
 
     # -- layer choices ------------------------------------------------------------------
     def _image_layers(self, _widget=None):
-        return [layer for layer in self._viewer.layers if isinstance(layer, Image)]
+        # a gain map (LAIC's, Enhance's) is not an image of light: never offered as input
+        return [layer for layer in self._viewer.layers if isinstance(layer, Image)
+                and layer.metadata.get("napari_lowlight", {}).get("image") != "gain"]
 
     def _refresh_layers(self, _event=None):
         self.image.reset_choices()
         if self.image.value is None:
             choices = self._image_layers()
             selected = self._viewer.layers.selection.active
-            if isinstance(selected, Image):
+            if selected in choices:
                 self.image.value = selected
             elif choices:
                 self.image.value = choices[-1]

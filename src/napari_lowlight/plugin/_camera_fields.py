@@ -1,0 +1,40 @@
+"""The fields that say how a camera's integers become light (bits, black level, shading).
+
+One definition for the LAIC, Enhance and Compare widgets, read back into the keyword
+arguments of :func:`napari_lowlight.intensity.to_intensity` / :func:`napari_lowlight.laic`.
+"""
+
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, FloatSpinBox
+
+__all__ = ["BITS_CHOICES", "bits_field", "black_level_field", "camera_options",
+           "shading_field"]
+
+BITS_CHOICES = ["auto", "8", "10", "12", "14", "16"]
+
+
+def bits_field(value: str = "auto", *, auto: str = "the smallest of 8/10/12/14/16 bits "
+               "holding the maximum") -> ComboBox:
+    """The camera's bit depth; ``auto`` says what "auto" means for this widget."""
+    return ComboBox(label="bits", choices=BITS_CHOICES, value=value,
+                    tooltip="The camera's bit depth: integer data are divided by 2**bits - 1 "
+                    f"(a 12-bit camera's uint16 frame by 4095). auto: {auto}")
+
+
+def black_level_field() -> FloatSpinBox:
+    return FloatSpinBox(label="black level", value=0.0, min=0.0, max=65535.0, step=1.0,
+                        tooltip="The camera's offset, in counts (float images: in [0, 1] "
+                        "units), subtracted before anything else")
+
+
+def shading_field(value: float = 0.0) -> FloatSpinBox:
+    return FloatSpinBox(label="shading correction", value=value, min=0.0, max=1.0, step=0.05,
+                        tooltip="Fraction of the estimated smooth illumination divided out "
+                        "before LAIC (1 takes a vignette out; 0 is the paper's LAIC)")
+
+
+def camera_options(bits: ComboBox, black_level: FloatSpinBox) -> dict:
+    """``{"bits": int or None, "black_level": float or None}`` from the two fields."""
+    return {"bits": None if bits.value == "auto" else int(bits.value),
+            "black_level": float(black_level.value) or None}
