@@ -95,6 +95,8 @@ WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_
                    "manylinux1_x86_64")
 
 #: The files a run leaves in $OUT (the device tool brings back at most 8, each <= 16 MiB).
+#: The training crops carried to the device (scripts/make_training_pack.py), when present.
+DEFAULT_PACK = REPO / "device-pack" / "pairs-source.npz"
 RUN_FILES = ("checkpoint.pt", "generator.safetensors", "history.jsonl")
 OUT_FILES = ("report.json", "report.md", "log.txt") + RUN_FILES
 OUT_FILE_LIMIT = 16 * 2**20
@@ -483,6 +485,14 @@ class Orchestrator:
         """Copy a previous run's checkpoint into the run folder; the config it was made with."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         extra: dict = {"run_dir": str(self.run_dir), "resume": None, "config": None}
+        if self.args.train_config:
+            extra["new_config"] = json.loads(Path(self.args.train_config).read_text())
+        pack = self.args.train_pack or (DEFAULT_PACK if DEFAULT_PACK.is_file() else None)
+        if pack:
+            extra["pack"] = str(Path(pack).resolve())
+        workers = self.args.workers
+        extra["workers"] = (0 if self.dry else max(0, (os.cpu_count() or 2) - 2)) \
+            if workers is None else workers
         if self.resume is None:
             return extra
         extra["resume"] = str(self.resume)
@@ -1200,6 +1210,14 @@ def _train_config(settings: dict):
 
     if settings.get("config"):
         return TrainConfig.from_json(settings["config"]), "resumed configuration"
+    if settings.get("new_config"):
+        config = TrainConfig.from_json(settings["new_config"])
+        if settings["dry_run"]:
+            # the same network and data path at toy sizes: every step validated and saved
+            config = dataclasses.replace(
+                config, batch=2, validate_every=1, checkpoint_every=1, validation_pairs=2,
+                pairs=dataclasses.replace(config.pairs, crop=32))
+        return config, "new run from --train-config"
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     entry = available_models().get("default", {})
     architecture = dict(entry.get("architecture", {}))
@@ -1271,7 +1289,19 @@ def stage_train(settings: dict, rec: Recorder) -> None:
     rec.save()
 
     data = available_models().get("default", {}).get("data", {})
-    if settings["dry_run"]:
+    if settings.get("pack"):
+        import numpy as np
+
+        with np.load(settings["pack"], allow_pickle=False) as pack:
+            keys = [k for k in pack.files if k.startswith("train/")]
+            held = [k for k in pack.files if k.startswith("validation/")]
+            if settings["dry_run"]:
+                keys, held = keys[:4], held[:2]
+            training = [pack[k] for k in keys]
+            validation = [pack[k] for k in held]
+        rec.data.update(pack=settings["pack"], training_images=len(training),
+                        validation_images=len(validation))
+    elif settings["dry_run"]:
         training_names, validation_names = ["skimage:coins", "skimage:moon"], ["skimage:camera"]
         images = _skimage_images(training_names + validation_names)
     else:
@@ -1279,9 +1309,10 @@ def stage_train(settings: dict, rec: Recorder) -> None:
         validation_names = data.get("validation") or ["skimage:camera", "skimage:astronaut",
                                                        "skimage:coffee", "skimage:chelsea"]
         training_names = [name for name in images if name not in validation_names]
-    training = [images[name] for name in training_names if name in images]
-    validation = [images[name] for name in validation_names if name in images]
-    rec.data.update(training_images=training_names, validation_images=validation_names)
+    if not settings.get("pack"):
+        training = [images[name] for name in training_names if name in images]
+        validation = [images[name] for name in validation_names if name in images]
+        rec.data.update(training_images=training_names, validation_images=validation_names)
 
     budget = settings["timeout"] - TRAIN_OVERHEAD[1 if settings["dry_run"] else 0]
     seconds = settings.get("train_seconds")
@@ -1305,8 +1336,12 @@ def stage_train(settings: dict, rec: Recorder) -> None:
         print(message, flush=True)
 
     started = time.time()
+    workers = int(settings.get("workers") or 0) if config.per_step_seeds else 0
+    rec.data["workers"] = workers
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest kernels
     metrics = train(training, validation, run_dir, config=config, device=device,
-                    max_seconds=seconds, progress=progress, log=log)
+                    max_seconds=seconds, progress=progress, log=log, workers=workers)
     elapsed = time.time() - started
     steps = rec.data["steps_done"]
     # the rate between the first and the last step: start-up (weights, validation pairs) and
@@ -1379,6 +1414,15 @@ def main(argv=None) -> int:
                         "(default on a device: device-run/ when it holds a checkpoint)")
     parser.add_argument("--train-seconds", type=float, default=None,
                         help="training time (default: what the deadline leaves; 2 in a dry run)")
+    parser.add_argument("--train-config", default=None, metavar="JSON",
+                        help="TrainConfig of a new training run (default: the shipped "
+                        "default's settings); a resumed run keeps its own")
+    parser.add_argument("--train-pack", default=None, metavar="NPZ",
+                        help="training crops from scripts/make_training_pack.py (default "
+                        "device-pack/pairs-source.npz when present, else scikit-image's images)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes making training pairs (default: CPUs - 2 on a device; "
+                        "runs with per-step seeds only)")
     parser.add_argument("--only", nargs="+", choices=STAGES[1:], default=None,
                         help="run only these stages (install always runs)")
     parser.add_argument("--stage-budget", type=_stage_budget, action="append", default=None,

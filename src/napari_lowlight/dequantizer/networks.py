@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Discriminator", "Generator", "ResidualUnit"]
+__all__ = ["ARCHITECTURES", "Discriminator", "Generator", "ResidualUnit", "UNetGenerator",
+           "build_generator"]
 
 
 class ResidualUnit(nn.Module):
@@ -62,6 +63,7 @@ class Generator(nn.Module):
     halo of at least half of it.
     """
 
+    architecture = "residual"
     #: Gaussian truncation, in standard deviations (the kernel's radius is 3 sigma).
     CONTEXT_TRUNCATE = 3.0
     #: Context channels are clipped to this many quantization steps (then scaled by 1/4).
@@ -170,6 +172,157 @@ def _gaussian_kernel(sigma: float, truncate: float) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
+
+
+class _PlainUnit(nn.Module):
+    """conv3x3 - ReLU - conv3x3 plus the identity, no normalisation.
+
+    The second convolution starts at zero, so every unit starts as the identity: a deep
+    network without BatchNorm then trains stably (the "Fixup" idea), and inference does
+    not depend on batch statistics learnt on other images.
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1))
+        nn.init.zeros_(self.body[2].weight)
+        nn.init.zeros_(self.body[2].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UNetGenerator(nn.Module):
+    """Multi-scale encoder-decoder (U-Net) predicting the residual ``J - Jt`` (v2).
+
+    ``depth`` times the image is halved (strided 3x3 convolution); each scale has a
+    residual unit on the way down and one on the way up, joined by additive skip
+    connections; no normalisation layers.  Most of the arithmetic happens at low
+    resolution, so the receptive field spans a few hundred pixels (enough to see across
+    the wide flat bands of a very dark capture) for less arithmetic per pixel than the
+    29-pixel residual network.
+
+    Parameters
+    ----------
+    channels : int
+        Image channels (1: gray; the product restores colour channel by channel).
+    depth : int, 1..6
+        Halvings: ``depth + 1`` scales.  Images are padded (edge values) to a multiple of
+        ``2 ** depth`` pixels and cropped back.
+    width : int
+        Feature channels at full resolution; doubled at each scale up to ``4 * width``.
+    conditioned : bool
+        Take the per-pixel quantization step as a second input (``log2`` scaled) and
+        predict the residual in units of it, as :class:`Generator` does.
+    """
+
+    architecture = "unet"
+    #: Widths stop doubling at this multiple of ``width`` (the deep scales are small).
+    MAX_WIDTH_FACTOR = 4
+
+    def __init__(self, channels: int = 1, depth: int = 4, width: int = 24,
+                 conditioned: bool = True):
+        super().__init__()
+        if channels < 1 or not 1 <= depth <= 6 or width < 1:
+            raise ValueError(f"bad U-Net size: channels={channels}, depth={depth} (1..6), "
+                             f"width={width}")
+        self.channels, self.depth, self.width = channels, depth, width
+        self.conditioned = conditioned
+        self.context_sigmas = ()
+        widths = [width * min(2**level, self.MAX_WIDTH_FACTOR) for level in range(depth + 1)]
+        inputs = channels + (1 if conditioned else 0)
+        self.head = nn.Sequential(nn.Conv2d(inputs, widths[0], 3, padding=1),
+                                  nn.ReLU(inplace=True))
+        self.encode = nn.ModuleList(_PlainUnit(w) for w in widths[:-1])
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1),
+                          nn.ReLU(inplace=True)) for i in range(depth))
+        self.bottom = nn.Sequential(_PlainUnit(widths[-1]), _PlainUnit(widths[-1]))
+        self.up = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(depth))
+        self.decode = nn.ModuleList(_PlainUnit(w) for w in widths[:-1])
+        self.tail = nn.Conv2d(widths[0], channels, 3, padding=1)
+        # start as the identity (zero residual), as the residual network does
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    @property
+    def multiple(self) -> int:
+        """Tiles must start at multiples of this many pixels to match the whole image."""
+        return 2**self.depth
+
+    @property
+    def network_receptive_field(self) -> int:
+        """Side, pixels, of the input window one output pixel can depend on (an upper
+        bound: the longest path, through the coarsest scale)."""
+        field, jump = 1, 1
+
+        def conv(kernel, stride=1):
+            nonlocal field, jump
+            field += (kernel - 1) * jump
+            jump *= stride
+
+        conv(3)  # head
+        for _ in range(self.depth):
+            conv(3), conv(3)  # encoder unit
+            conv(3, 2)  # down
+        conv(3), conv(3), conv(3), conv(3)  # bottom units
+        for _ in range(self.depth):
+            field += jump  # bilinear upsampling reads two coarse pixels
+            jump //= 2
+            conv(3), conv(3)  # decoder unit
+        conv(3)  # tail
+        return field
+
+    @property
+    def receptive_field(self) -> int:
+        return self.network_receptive_field
+
+    def forward(self, image: torch.Tensor, step: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual for ``image`` (N, C, H, W); ``step`` (N, 1, H, W) when conditioned."""
+        rows, cols = image.shape[-2:]
+        features = [image]
+        if self.conditioned:
+            if step is None:
+                raise ValueError("this generator is conditioned: pass the quantization step")
+            step = step.clamp(min=1e-6)
+            features.append((torch.log2(step) + 8.0) / 8.0)
+        x = torch.cat(features, dim=1)
+        pad_rows, pad_cols = -rows % self.multiple, -cols % self.multiple
+        if pad_rows or pad_cols:
+            x = F.pad(x, (0, pad_cols, 0, pad_rows), mode="replicate")
+        x = self.head(x)
+        skips = []
+        for unit, down in zip(self.encode, self.down):
+            x = unit(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottom(x)
+        for level in reversed(range(self.depth)):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = self.decode[level](self.up[level](x) + skips[level])
+        residual = self.tail(x)[..., :rows, :cols]
+        return residual * step if self.conditioned else residual
+
+    def config(self) -> dict:
+        return {"architecture": self.architecture, "channels": self.channels,
+                "depth": self.depth, "width": self.width, "conditioned": self.conditioned}
+
+
+#: Generator classes by the ``architecture`` name stored in weights files.
+ARCHITECTURES = {"residual": Generator, "unet": UNetGenerator}
+
+
+def build_generator(config: dict) -> nn.Module:
+    """A generator from a weights file's (checked) configuration; no key: the residual net."""
+    config = dict(config)
+    architecture = config.pop("architecture", "residual")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown generator architecture {architecture!r} "
+                         f"(known: {', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[architecture](**config)
 
 
 class Discriminator(nn.Module):

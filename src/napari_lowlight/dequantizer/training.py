@@ -25,7 +25,7 @@ from .losses import (
     pixel_loss,
     quasi_linf_loss,
 )
-from .networks import Discriminator, Generator
+from .networks import Discriminator, Generator, build_generator
 from .weights import save_generator
 
 __all__ = ["TrainConfig", "train", "validate", "validation_batch"]
@@ -41,6 +41,18 @@ class TrainConfig:
     width: int = 32
     conditioned: bool = True
     context_sigmas: tuple = ()
+    #: "residual" (v1: :class:`Generator`) or "unet" (v2: :class:`UNetGenerator`, where
+    #: ``depth`` counts halvings and ``width`` the full-resolution features).
+    architecture: str = "residual"
+    #: Draw step ``n``'s pairs from a generator seeded with ``(seed, n)``: the pairs then
+    #: do not depend on how many worker processes make them, so a run made by 14 workers
+    #: on a GPU machine resumes on a laptop with the same data.  False: one sequential
+    #: stream (the v1 runs).
+    per_step_seeds: bool = False
+    #: Exponential moving average of the generator's weights (0: none); the saved generator
+    #: and the validation use the average, which does what a decaying learning rate does
+    #: without knowing in advance when a time-limited run will stop.
+    ema_decay: float = 0.0
     batch: int = 16
     steps: int = 2000
     pretrain_steps: int = 1500  # adversarial fine-tuning after this step
@@ -74,14 +86,54 @@ class TrainConfig:
         return cls(**data, pairs=PairSettings(**pairs))
 
 
-def _tensors(batch: dict, device) -> dict:
+#: Batch entries the training step needs (the interval bounds only serve validation).
+TRAINING_KEYS = ("input", "step", "target", "dark", "k", "r", "noise", "q")
+
+
+def _tensors(batch: dict, device, keys=None) -> dict:
     out = {}
     for key, value in batch.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if keys is not None and key not in keys:
+            continue
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(
+            np.ascontiguousarray(value))
         if tensor.ndim == 1:  # per-image scalars broadcast over (N, 1, H, W)
             tensor = tensor[:, None, None, None]
-        out[key] = tensor.to(device)
+        out[key] = tensor.to(device, non_blocking=True)
     return out
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``n``: the pairs of training step ``n`` (``TrainConfig.per_step_seeds``).
+
+    A ``DataLoader`` over it makes batches in worker processes (shared memory, no
+    pickling of the images: workers are forked with them) while the accelerator trains.
+    """
+
+    def __init__(self, images: list[np.ndarray], config: TrainConfig):
+        self.images, self.config = images, config
+
+    def __len__(self) -> int:
+        return self.config.steps
+
+    def __getitem__(self, step: int) -> dict:
+        rng = np.random.default_rng([self.config.seed, int(step)])
+        batch = make_batch(self.images, rng, self.config.batch, self.config.pairs)
+        return {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in TRAINING_KEYS}
+
+
+def _batches(images, config: TrainConfig, rng, first_step: int, workers: int, device):
+    """Training batches from step ``first_step`` on (an endless iterator)."""
+    if not config.per_step_seeds:
+        while True:  # the v1 stream: one generator, checkpointed with the run
+            yield make_batch(images, rng, config.batch, config.pairs)
+    loader = torch.utils.data.DataLoader(
+        StepBatches(images, config), batch_size=None,
+        sampler=range(first_step, config.steps), num_workers=workers,
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+        pin_memory=torch.device(device).type == "cuda",
+        multiprocessing_context="fork" if workers else None)
+    yield from loader
 
 
 def validation_batch(images: list[np.ndarray], config: TrainConfig) -> dict:
@@ -108,7 +160,10 @@ def validate(generator: Generator, batch: dict, device) -> dict:
     generator.eval()
     data = _tensors(batch, device)
     step = data["step"] if generator.conditioned else None
-    restored = (data["input"] + generator(data["input"], step)).clamp(0, 1).cpu().numpy()
+    restored = torch.cat([
+        data["input"][i:i + 16] + generator(data["input"][i:i + 16],
+                                            None if step is None else step[i:i + 16])
+        for i in range(0, len(data["input"]), 16)]).clamp(0, 1).cpu().numpy()
     target, lower, upper = batch["target"], batch["lower"], batch["upper"]
     smooth = np.stack([gaussian_filter(image, (0, 1.5, 1.5), mode="nearest")
                        for image in batch["input"]])
@@ -153,14 +208,15 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir, *,
           config: TrainConfig | None = None, device="cpu", max_seconds: float | None = None,
-          max_steps: int | None = None, progress=None, log=print) -> dict:
+          max_steps: int | None = None, progress=None, log=print, workers: int = 0) -> dict:
     """Train (or resume) a run in ``out_dir``; stop at ``config.steps``, after ``max_seconds``
     or after ``max_steps`` steps in this call (a chunk: run again to continue).
 
     Returns the last validation metrics.  ``out_dir`` receives ``config.json``,
     ``checkpoint.pt`` (resumable), ``history.jsonl`` (validation curve),
     ``generator.safetensors`` (the latest weights) and, once adversarial fine-tuning starts,
-    ``generator_pretrained.safetensors`` (the weights before it).
+    ``generator_pretrained.safetensors`` (the weights before it).  ``workers``: processes
+    making the pairs (``config.per_step_seeds`` runs only; 0 makes them in this process).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,8 +234,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         raise ValueError("training needs at least one training and one validation image")
 
     torch.manual_seed(config.seed)
-    generator = Generator(1, config.depth, config.width, config.conditioned,
-                          config.context_sigmas).to(device)
+    generator = _new_generator(config).to(device)
+    average = _new_generator(config).to(device) if config.ema_decay else None
     critic = Discriminator(1, width=max(8, config.width // 2)).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
@@ -188,6 +244,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     if config.init_from and not checkpoint_path.exists():
         _initialise_from(generator, config.init_from)
         log(f"initialised the generator from {config.init_from}")
+    if average is not None and not checkpoint_path.exists():
+        average.load_state_dict(generator.state_dict())
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         generator.load_state_dict(state["generator"])
@@ -195,6 +253,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
+        if average is not None:
+            average.load_state_dict(state["average"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         # map_location moved every tensor to `device`; the CPU generator takes only a CPU
         # ByteTensor ("RNG state must be a torch.ByteTensor" on a CUDA resume otherwise)
@@ -205,23 +265,30 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     first_step = step
     metrics: dict = {}
 
+    # the weights that are validated and saved: the moving average when there is one
+    shipped = average if average is not None else generator
+
     def checkpoint():
-        _save_checkpoint(checkpoint_path, {
+        state = {
             "generator": generator.state_dict(), "critic": critic.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
             "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-        })
-        save_generator(generator, out_dir / "generator.safetensors",
+        }
+        if average is not None:
+            state["average"] = average.state_dict()
+        _save_checkpoint(checkpoint_path, state)
+        save_generator(shipped, out_dir / "generator.safetensors",
                        extra={"step": step, "metrics": metrics})
 
     generator.train()
     critic.train()
+    batches = _batches(train_images, config, rng, step, workers, device)
     while step < config.steps:
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
         if max_steps is not None and step - first_step >= max_steps:
             break
-        data = _tensors(make_batch(train_images, rng, config.batch, config.pairs), device)
+        data = _tensors(next(batches), device, TRAINING_KEYS)
         step_map = data["step"] if config.conditioned else None
         restored = data["input"] + generator(data["input"], step_map)
         loss = pixel_loss(restored, data["target"], config.pixel)
@@ -234,6 +301,12 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
+        if average is not None:
+            with torch.no_grad():
+                for mean, value in zip(average.parameters(), generator.parameters()):
+                    mean.lerp_(value, 1.0 - config.ema_decay)
+                for mean, value in zip(average.buffers(), generator.buffers()):
+                    mean.copy_(value)  # batch-norm statistics follow the live network
         if adversarial:
             d_loss = adversarial_discriminator_loss(critic(data["target"]),
                                                     critic(restored.detach()))
@@ -244,7 +317,7 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         if progress is not None:
             progress(step, config.steps, float(loss.detach()))
         if step % config.validate_every == 0 or step == config.steps:
-            metrics = {"step": step, **validate(generator, val_batch, device)}
+            metrics = {"step": step, **validate(shipped, val_batch, device)}
             with open(out_dir / "history.jsonl", "a") as history:
                 history.write(json.dumps(metrics) + "\n")
             log(json.dumps(metrics))
@@ -252,7 +325,19 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
             checkpoint()
         if step == config.pretrain_steps:
             # the pretrained generator is kept beside the fine-tuned one (METHOD.md: report both)
-            save_generator(generator, out_dir / "generator_pretrained.safetensors",
+            save_generator(shipped, out_dir / "generator_pretrained.safetensors",
                            extra={"step": step, "metrics": metrics})
+    del batches  # stops the worker processes
     checkpoint()
     return metrics
+
+
+def _new_generator(config: TrainConfig):
+    if config.architecture == "residual":
+        return Generator(1, config.depth, config.width, config.conditioned,
+                         config.context_sigmas)
+    if config.context_sigmas:
+        raise ValueError("context sigmas belong to the residual architecture")
+    return build_generator({"architecture": config.architecture, "channels": 1,
+                            "depth": config.depth, "width": config.width,
+                            "conditioned": config.conditioned})

@@ -25,7 +25,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .networks import Generator
+from .networks import ARCHITECTURES, Generator, build_generator
 
 __all__ = ["LIMITS", "MODELS_ENV", "WeightsError", "available_models", "check_config",
            "load_generator", "model_folders", "register", "save_generator", "sha256_of",
@@ -36,7 +36,7 @@ MODELS_ENV = "NAPARI_LOWLIGHT_MODELS"
 #: Largest architecture a weights file may declare (checked before the network is built).
 LIMITS = {"channels": 4, "depth": 128, "width": 512, "context_sigmas": 8,
           "parameters": 50_000_000}
-_CONFIG_KEYS = {"channels", "depth", "width", "conditioned", "context_sigmas"}
+_CONFIG_KEYS = {"architecture", "channels", "depth", "width", "conditioned", "context_sigmas"}
 
 
 class WeightsError(ValueError):
@@ -127,6 +127,13 @@ def available_models(folder=None) -> dict:
 
 def _parameters(config: dict) -> int:
     """Values in a generator's state dict (weights, biases, batch-norm statistics)."""
+    if config.get("architecture", "residual") != "residual":
+        import torch
+
+        # counted on the meta device: shapes only, nothing allocated
+        with torch.device("meta"):
+            network = build_generator(config)
+        return sum(t.numel() for t in network.state_dict().values())
     channels, depth, width = config["channels"], config["depth"], config["width"]
     inputs = channels + (1 if config["conditioned"] else 0) + channels * len(
         config["context_sigmas"])
@@ -147,6 +154,10 @@ def check_config(config, path="weights") -> dict:
     unknown = set(config) - _CONFIG_KEYS
     if unknown:
         raise WeightsError(f"{path}: unknown generator configuration keys {sorted(unknown)}")
+    architecture = config.get("architecture", "residual")
+    if architecture not in ARCHITECTURES:
+        raise WeightsError(f"{path}: unknown generator architecture {_brief(architecture)} "
+                           f"(this package knows {', '.join(ARCHITECTURES)})")
     checked = {"channels": config.get("channels", 1), "depth": config.get("depth", 16),
                "width": config.get("width", 64), "conditioned": config.get("conditioned", True),
                "context_sigmas": config.get("context_sigmas", [])}
@@ -161,6 +172,19 @@ def check_config(config, path="weights") -> dict:
                                "napari-lowlight model")
     if not isinstance(checked["conditioned"], bool):
         raise WeightsError(f"{path}: conditioned must be true or false")
+    if architecture != "residual":
+        if config.get("context_sigmas"):
+            raise WeightsError(f"{path}: context_sigmas belong to the residual architecture")
+        if not 1 <= checked["depth"] <= 6:
+            raise WeightsError(f"{path} declares a {architecture} of depth {checked['depth']}; "
+                               "this package loads 1..6")
+        checked = {"architecture": architecture, **{
+            key: checked[key] for key in ("channels", "depth", "width", "conditioned")}}
+        count = _parameters(checked)
+        if count > LIMITS["parameters"]:
+            raise WeightsError(f"{path} declares a network of {count:,} values; this package "
+                               f"loads at most {LIMITS['parameters']:,}")
+        return checked
     sigmas = checked["context_sigmas"]
     if not isinstance(sigmas, list) or len(sigmas) > LIMITS["context_sigmas"] or any(
             isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s)
@@ -219,7 +243,8 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
     except ValueError as exc:
         raise WeightsError(f"{path}: its generator configuration is not JSON: {exc}") from None
     config = check_config(config, path)
-    expected = _parameters({"context_sigmas": [], **config})
+    expected = _parameters({"context_sigmas": [], **config}) if "architecture" not in config \
+        else _parameters(config)
     if stored != expected:
         raise WeightsError(f"{path} does not fit a generator {config}: it holds {stored:,} "
                            f"values, the architecture needs {expected:,}")
@@ -236,7 +261,7 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
                            "the file is damaged or comes from a diverged training run; retrain "
                            "or use another model")
     try:
-        generator = Generator(**config)
+        generator = build_generator(config)
     except ValueError as exc:
         raise WeightsError(f"{path}: {exc}") from None
     try:
