@@ -20,7 +20,7 @@ from .._lazy import check_lazy_dtype, is_lazy
 from .._validation import as_float_image, check_channel_axis
 from ..intensity import to_intensity
 from ..quantization import Quantization
-from .networks import Generator
+from .networks import ARCHITECTURES, Generator
 from .weights import load_generator
 
 __all__ = ["DEFAULT_MODEL", "dequantize", "resolve_device"]
@@ -209,7 +209,7 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if project and quantization is None:
         raise ValueError("project=True needs the quantization; pass quantization= or "
                          "project=False")
-    if isinstance(model, Generator):
+    if isinstance(model, tuple(ARCHITECTURES.values())):
         generator = model.eval()
     else:
         generator = load_generator(DEFAULT_MODEL if model is None else model)
