@@ -1234,6 +1234,7 @@ def _train_config(settings: dict):
     training = dict(entry.get("training", {}))
     pairs = dict(entry.get("pairs", {}))
     values = {
+        "architecture": architecture.get("architecture", "residual"),
         "depth": architecture.get("depth", 6), "width": architecture.get("width", 32),
         "conditioned": architecture.get("conditioned", True),
         "context_sigmas": tuple(architecture.get("context_sigmas", ())),

@@ -227,6 +227,13 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
     tr.add_argument("--seed", type=int, default=0,
                     help="seed of the weights' initialisation and the training pairs (default 0)")
+    tr.add_argument("--config", type=Path, default=None, metavar="JSON",
+                    help="a whole training configuration (a run's config.json, e.g. "
+                    "scripts/train-configs/unet-v2.json); replaces --steps, --depth, --width, "
+                    "--learning-rate, --batch, --crop, --seed and --context-sigmas")
+    tr.add_argument("--workers", type=int, default=0,
+                    help="processes making the training pairs (runs whose configuration has "
+                    "per_step_seeds; default 0: in this process)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="stop (checkpointed) after this long; run again to continue")
@@ -605,6 +612,10 @@ def _run_train(args) -> int:
         pretrain_steps=args.pretrain_steps if args.pretrain_steps is not None
         else args.steps * 5 // 6,
         seed=args.seed, pairs=PairSettings(crop=args.crop))
+    if args.config is not None:
+        config = TrainConfig.from_json(json.loads(args.config.read_text()))
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -620,7 +631,8 @@ def _run_train(args) -> int:
 
         metrics = train(training, val, args.out, config=config, device=device,
                         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
-                        progress=progress, log=tqdm.write)
+                        progress=progress, log=tqdm.write,
+                        workers=args.workers if config.per_step_seeds else 0)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -39,6 +39,15 @@ def _is_source_checkout(folder: Path) -> bool:
         part in ("site-packages", "dist-packages") for part in folder.parts)
 
 
+def _describe(architecture: dict) -> str:
+    if architecture.get("architecture", "residual") == "unet":
+        return (f"U-Net generator with {architecture['depth'] + 1} scales (halved "
+                f"{architecture['depth']} times, {architecture['width']} features at full "
+                "resolution, residual units, no normalisation)")
+    return (f"generator with {architecture['depth']} residual units of width "
+            f"{architecture['width']}")
+
+
 def _check_target(weights_dir: Path, name: str, *, explicit: bool, overwrite: bool) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or name.endswith(".safetensors"):
         raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' and '-' (a file "
@@ -142,8 +151,7 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
     (weights_dir / f"{name}.md").write_text(f"""# Model card: `{name}`
 
 - File: `{target.name}`, sha256 `{sha256}` (checked at every load; see `models.json`).
-- Architecture: generator with {card['architecture']['depth']} residual units of width
-  {card['architecture']['width']}, conditioned on the quantization step:
+- Architecture: {_describe(card['architecture'])}, conditioned on the quantization step:
   {card['architecture']['conditioned']}; {card['parameters']} parameters; receptive field
   {card['receptive_field']} px. One channel: colour images are restored channel by channel.
 - Training: {card['steps']} steps of batch {card['training']['batch']}
@@ -156,9 +164,8 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
   validation pairs mix every setting the training draws from (k 1/64-1/2, r 1-1.8,
   sigma 0-1 q, 8-16 bits, uneven light).
 - Software: {json.dumps(card['software'])}.
-- Reproduce: `napari-lowlight train --test-set --out RUN --steps {config['steps']} --depth
-  {card['architecture']['depth']} --width {card['architecture']['width']} --batch
-  {config['batch']} --crop {config['pairs']['crop']} --device cpu` then
+- Reproduce: `napari-lowlight train --test-set --out RUN --config RUN_CONFIG.json` (this
+  run's `config.json`; add `--data FOLDER`s for the images above) then
   `napari-lowlight export RUN --name {name}`.
 
 ## Validation curve (PSNR in dB on the validation pairs)

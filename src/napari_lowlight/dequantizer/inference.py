@@ -20,7 +20,7 @@ from .._lazy import check_lazy_dtype, is_lazy
 from .._validation import as_float_image, check_channel_axis
 from ..intensity import to_intensity
 from ..quantization import Quantization
-from .networks import ARCHITECTURES, Generator
+from .networks import Generator
 from .weights import load_generator
 
 __all__ = ["DEFAULT_MODEL", "dequantize", "resolve_device"]
@@ -209,7 +209,7 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if project and quantization is None:
         raise ValueError("project=True needs the quantization; pass quantization= or "
                          "project=False")
-    if isinstance(model, tuple(ARCHITECTURES.values())):
+    if isinstance(model, (Generator, torch.nn.Module)):  # a ready network, any architecture
         generator = model.eval()
     else:
         generator = load_generator(DEFAULT_MODEL if model is None else model)
@@ -251,19 +251,44 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     return restored.astype(np.float32)
 
 
+def _overlap_layout(image, generator, axes):
+    """``image`` rechunked for ``map_overlap`` over ``axes`` and the depth per axis.
+
+    The halo is half the receptive field plus one.  A multi-scale network sees the same
+    pixels as on the whole image only from blocks that start on its grid of
+    ``generator.multiple`` pixels, so its chunks are whole multiples of it, with any
+    remainder merged into the last chunk; every chunk is at least the halo (``map_overlap``
+    needs that).  An axis no longer than two chunks of that size is one chunk: no halo.
+    """
+    multiple = getattr(generator, "multiple", 1)
+    halo = -(-(generator.receptive_field // 2 + 1) // multiple) * multiple
+    depth = dict.fromkeys(range(image.ndim), 0)
+    chunks = {}
+    for axis in axes:
+        size = image.shape[axis]
+        chunk = max(256, halo, max(image.chunks[axis]))
+        chunk = -(-chunk // multiple) * multiple
+        if size <= 2 * chunk:
+            if len(image.chunks[axis]) > 1:
+                chunks[axis] = size
+            continue
+        aligned = all(c % multiple == 0 for c in image.chunks[axis][:-1])
+        if not aligned or min(image.chunks[axis]) < halo:
+            count, remainder = divmod(size, chunk)
+            chunks[axis] = (chunk,) * (count - 1) + (chunk + remainder,)
+        depth[axis] = halo
+    if chunks:
+        image = image.rechunk(chunks)
+    return image, depth
+
+
 def _dequantize_lazy(image, quantization, *, generator, device, tile, project, channel_axis):
     """``dequantize`` on dask arrays: ``map_overlap`` with a halo of the receptive field."""
     import dask.array as da
 
     image = da.asarray(image)
-    halo = generator.receptive_field // 2 + 1
     rows_axis, cols_axis = [axis for axis in range(image.ndim) if axis != channel_axis][-2:]
-    # map_overlap needs every chunk at least as large as the halo
-    chunks = {axis: max(256, halo) for axis in (rows_axis, cols_axis)
-              if min(image.chunks[axis]) < halo and image.shape[axis] > halo}
-    if chunks:
-        image = image.rechunk(chunks)
-    depth = {axis: (halo if axis in (rows_axis, cols_axis) else 0) for axis in range(image.ndim)}
+    image, depth = _overlap_layout(image, generator, (rows_axis, cols_axis))
     arrays, k, r, bits = [image], None, None, None
     if quantization is not None:
         arrays.append(da.asarray(quantization.levels).rechunk(image.chunks))
