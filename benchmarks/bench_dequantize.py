@@ -20,13 +20,26 @@ import napari_lowlight as nl
 from napari_lowlight.dequantizer.weights import load_generator
 
 
-def flops_per_pixel(generator) -> float:
-    """Multiply-adds x 2 of every 3x3 convolution, per output pixel."""
+def flops_per_pixel(generator, side: int = 256) -> float:
+    """Multiply-adds x 2 of every convolution per input pixel, counted on a forward pass
+    (a multi-scale network does most of its convolutions at lower resolutions)."""
     total = 0
-    for module in generator.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            total += 2 * module.in_channels * module.out_channels * 9
-    return float(total)
+
+    def count(module, inputs, output):
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += 2 * output.numel() * module.in_channels // module.groups * kernel
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    try:
+        image = torch.rand(1, 1, side, side)
+        with torch.no_grad():
+            generator(image, torch.full_like(image, 0.01) if generator.conditioned else None)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total / side**2
 
 
 def matmul_peak(threads: int) -> float:
@@ -58,7 +71,13 @@ def main():
     print(f"fp32 matmul (1024^3): {peak / 1e9:.1f} GFLOP/s\n")
     print("| case | seconds | MP/s | GFLOP/s | fraction of matmul peak |")
     print("|---|---|---|---|---|")
-    for label, tile in (("1 MP whole", 4096), ("1 MP tiles of 256 (default)", None)):
+    from napari_lowlight.dequantizer.inference import default_tile
+
+    chosen = default_tile(generator, torch.device("cpu"), image.shape)
+    cases = [("1 MP whole", 4096), (f"1 MP, default tiling ({chosen} px tiles)", None)]
+    if chosen != 256:
+        cases.append(("1 MP tiles of 256", 256))
+    for label, tile in cases:
         best = min(_timed(capture, generator, tile) for _ in range(args.repeats))
         rate = per_pixel * 1e6 / best
         print(f"| {label} | {best:.3f} | {1 / best:.2f} | {rate / 1e9:.1f} | "
