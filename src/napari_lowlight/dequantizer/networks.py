@@ -202,7 +202,7 @@ class UNetGenerator(nn.Module):
     connections; no normalisation layers.  Most of the arithmetic happens at low
     resolution, so the receptive field spans a few hundred pixels (enough to see across
     the wide flat bands of a very dark capture) for less arithmetic per pixel than the
-    29-pixel residual network.
+    29-pixel residual network (71 against 223 kFLOP for the shipped sizes).
 
     Parameters
     ----------
