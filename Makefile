@@ -15,7 +15,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb
 	libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libgl1 libegl1 libxcb-cursor0
 PYTEST_ARGS ?=
 
-.PHONY: all install system-deps demo test fuzz screenshots training-data device-check \
+.PHONY: all install system-deps demo test fuzz screenshots training-data device-check device-pack \
 	device-wheels clean
 
 all: test
@@ -69,7 +69,9 @@ training-data:
 DRY_RUN ?=
 DEVICE_DRY := $(filter 1 yes true,$(DRY_RUN))
 DEVICE_PY := $(if $(and $(DEVICE_DRY),$(wildcard $(PY))),$(PY),$(PYTHON))
-DEVICE_CHECK_ARGS ?=
+# The training chunk continues the shipped U-Net (a new run from its weights, new seed) unless a
+# carried device-run/ checkpoint is resumed; pairs from device-pack/ (make device-pack).
+DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-continue.json
 device-check:
 	$(DEVICE_PY) scripts/device_check.py $(if $(DEVICE_DRY),--dry-run) $(DEVICE_CHECK_ARGS)
 
@@ -77,6 +79,11 @@ device-check:
 # for its Python 3.12, into device-wheels/ (ignored; carry it: ../shared/NOTES.md, GPU).
 device-wheels:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/device_check.py --download-wheels device-wheels
+
+# 256-px training crops of data/ (make training-data) and scikit-image, <= 33 MiB, into
+# device-pack/ (ignored; carry it with device-wheels: together they fit the 64 MiB limit).
+device-pack: $(STAMP)
+	$(PY) scripts/make_training_pack.py --data data --out device-pack --crops 1150
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info
