@@ -53,6 +53,7 @@ from napari_lowlight.dequantizer.data import (
     load_images,
     test_set_images,
 )
+from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
 
@@ -132,7 +133,15 @@ def load_models(entries) -> dict:
     return models
 
 
-def evaluate_one(setting, name, image, models, device) -> dict:
+def noise_allowance(setting: str, noise) -> float:
+    """The projection's noise allowance for ``setting``: a number, or "known" (the
+    capture's own sigma; after LAIC the global capture's)."""
+    if noise != "known":
+        return float(noise)
+    return float(SETTINGS["global" if setting == "laic-global" else setting]["sigma"])
+
+
+def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
     axis = -1 if image.ndim == 3 else None
     reference, jt, quant = capture(setting, image, axis)
     classic = smooth_project(jt, quant, channel_axis=axis)
@@ -143,8 +152,9 @@ def evaluate_one(setting, name, image, models, device) -> dict:
     for label, generator in models.items():
         raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
                             project=False, channel_axis=axis)
-        # = nl.dequantize(..., project=True), without running the network twice
-        projected = quant.project(raw.astype(np.float64)).astype(np.float32)
+        # = nl.dequantize(..., project=True, noise=...), without running the network twice
+        projected = quant.project(raw.astype(np.float64), margin=PROJECTION_MARGIN,
+                                  noise=noise_allowance(setting, noise)).astype(np.float32)
         row[f"psnr_{label}"] = psnr(reference, projected)
         row[f"ssim_{label}"] = ssim(reference, projected, channel_axis=axis)
         row[f"consistency_{label}"] = interval_consistency(raw, quant)
@@ -208,6 +218,9 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--noise", default="0",
+                        help="the models' projection allowance in steps (dequantize(noise=)): "
+                        "a number, or 'known' for each setting's own sigma (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
     args = parser.parse_args()
@@ -230,7 +243,8 @@ def main():
         sys.exit("no validation images found")
 
     header = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads, "
-              f"{args.device}), models {', '.join(args.models)}",
+              f"{args.device}), models {', '.join(args.models)}, projection noise "
+              f"allowance {args.noise} (margin {PROJECTION_MARGIN})",
               "",
               f"{len(images)} validation images, longer side at most {args.max_size} px: "
               + ", ".join(images)]
@@ -241,7 +255,7 @@ def main():
         for setting in args.settings:
             tick = time.perf_counter()
             try:
-                row = evaluate_one(setting, name, image, models, args.device)
+                row = evaluate_one(setting, name, image, models, args.device, args.noise)
             except ValueError as exc:  # e.g. LAIC on a capture that came out all black
                 note(f"note: {setting} / {name} skipped: {exc}")
                 continue

@@ -112,6 +112,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="dequantizer model name or .safetensors file (default: default)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when present), cpu, cuda, ... (default auto)")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="LEVELS",
+                        help="the capture's sensor noise in its own levels: the projection "
+                        "lets each pixel lie that far outside its quantization interval "
+                        "(default 0: every pixel consistent with its level)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -390,11 +394,12 @@ def _run_enhance(args) -> int:
     channel_axis = _resolve_channel_axis(args.channel_axis, loaded.image, loaded.colour)
     compensated = laic(loaded.image, channel_axis=channel_axis, **options)
     restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
-                          model=args.model, device=args.device, channel_axis=channel_axis)
+                          model=args.model, device=args.device, channel_axis=channel_axis,
+                          noise=args.noise)
     metadata = {"napari_lowlight": "enhance", "source": str(args.input),
                 "preset": args.preset, **{k: v for k, v in options.items()},
                 "intensity": compensated.intensity.as_dict(), "model": args.model or "default",
-                "rank_preserved": compensated.rank_preserved, "step": "enhance"}
+                "noise": args.noise, "rank_preserved": compensated.rank_preserved, "step": "enhance"}
     _write_restored(args.output, restored, compensated.quantization, metadata, loaded.alpha)
     print(f"wrote restored image {args.output} ({compensated.intensity.bits}-bit"
           f"{' inferred' if compensated.intensity.bits_inferred else ''}; gain "
@@ -444,9 +449,10 @@ def _run_dequantize(args) -> int:
         quantization = Quantization(levels, k=1.0, r=1.0, bits=intensity.bits)
         source = f"its own {intensity.bits}-bit levels"
     restored = dequantize(image, quantization=quantization, model=args.model,
-                          device=args.device, channel_axis=channel_axis)
+                          device=args.device, channel_axis=channel_axis, noise=args.noise)
     metadata = {"napari_lowlight": "dequantize", "step": "dequantize",
                 "source": str(args.input), "model": args.model or "default",
+                "noise": args.noise,
                 "quantization_from": source}
     _write_restored(args.output, restored, quantization, metadata, alpha_plane)
     print(f"wrote restored image {args.output} (within {source})")

@@ -10,7 +10,7 @@ __all__ = ["dequantize", "enhance"]
 
 
 def dequantize(image, *, quantization=None, model=None, device="auto", tile=None,
-               project=True, channel_axis=None, progress=None):
+               project=True, channel_axis=None, progress=None, noise=0.0):
     """Restore the detail a re-exposed image lost to quantization (the trained network).
 
     See :func:`napari_lowlight.dequantizer.inference.dequantize` for the parameters;
@@ -19,11 +19,11 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
     from .dequantizer.inference import dequantize as run
 
     return run(image, quantization=quantization, model=model, device=device, tile=tile,
-               project=project, channel_axis=channel_axis, progress=progress)
+               project=project, channel_axis=channel_axis, progress=progress, noise=noise)
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,
-            preset=None, progress=None, **laic_options):
+            preset=None, progress=None, noise=0.0, **laic_options):
     """The paper's pipeline on a real dark image: LAIC, then the dequantizer.
 
     Parameters
@@ -32,8 +32,8 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
         The dark capture (float in [0, 1] or integer counts, e.g. a camera's uint16
         frame); gray, colour with ``channel_axis``, or a stack.  Not modified.
     channel_axis : int or None
-    model, device, tile, project
-        Passed to :func:`dequantize`.
+    model, device, tile, project, noise
+        Passed to :func:`dequantize` (``noise``: the capture's noise in its levels).
     preset : str or None
         Named LAIC settings (:data:`napari_lowlight.presets.PRESETS`: "photograph",
         "microscope-12bit", "microscope-16bit", "time-lapse"); explicit
@@ -61,4 +61,4 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
 
     return dequantize(compensated.enhanced, quantization=compensated.quantization, model=model,
                       device=device, tile=tile, project=project, channel_axis=channel_axis,
-                      progress=restore_progress)
+                      progress=restore_progress, noise=noise)

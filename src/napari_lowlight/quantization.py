@@ -249,8 +249,18 @@ class Quantization:
         top = quantize_levels(np.broadcast_to(self.k, self.shape), self.bits)  # level of y = 1
         return self.levels <= top
 
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(self, *, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel interval ``[lo, hi]`` of re-exposed values consistent with the capture.
+
+        Parameters
+        ----------
+        noise : float, >= 0
+            Widen each interval by this many quantization steps on each side, in the dark
+            domain: ``[(m - 1/2 - noise) q, (m + 1/2 + noise) q)``.  A noisy capture's
+            level need not hold the clean value (sensor noise moved it before it was
+            quantized); an allowance of about the noise's standard deviation, in steps,
+            keeps the clean values that noise pushed across an edge.  0: the exact
+            intervals of the capture.
 
         Returns
         -------
@@ -263,8 +273,8 @@ class Quantization:
         inv_r = 1.0 / r
         # Re-darkened values in [(m - 1/2) q, (m + 1/2) q) quantize to m; the
         # lowest level also takes everything below, the highest everything above.
-        lower_dark = np.maximum(m - 0.5, 0.0) * q
-        upper_dark = (m + 0.5) * q
+        lower_dark = np.maximum(m - 0.5 - noise, 0.0) * q
+        upper_dark = (m + 0.5 + noise) * q
         lo = (lower_dark / self.k) ** inv_r
         hi = (upper_dark / self.k) ** inv_r
         hi = np.where(self.levels == self.max_level, 1.0, hi)
@@ -289,7 +299,7 @@ class Quantization:
             return self._blockwise(lambda quant, im: quant.is_consistent(im), image, dtype=bool)
         return self.requantize(image) == self.levels
 
-    def project(self, image, *, margin: float = 0.05) -> np.ndarray:
+    def project(self, image, *, margin: float = 0.05, noise: float = 0.0) -> np.ndarray:
         """Return a new image clipped strictly inside every pixel's interval.
 
         Parameters
@@ -300,23 +310,33 @@ class Quantization:
             Distance kept from each interval end, as a fraction of the interval's
             width, so that rounding in later arithmetic cannot move a value onto
             the excluded edge.
+        noise : float, 0..8
+            Allowance for sensor noise, in quantization steps on each side of the
+            interval (:meth:`bounds`); 0 (default) keeps every pixel consistent with
+            its observed level, a positive value lets values that noise explains
+            stay a little outside it.
 
         Returns
         -------
         ndarray
-            Same shape; float32 for float32/float16 input, else float64.  Every
-            reachable pixel re-quantizes to its observed level.
+            Same shape; float32 for float32/float16 input, else float64.  With
+            ``noise=0`` every reachable pixel re-quantizes to its observed level.
         """
         margin = check_real(margin, "margin", low=0.0, high=0.5, high_inclusive=False)
+        noise = check_real(noise, "noise", low=0.0, high=8.0)
         if self.is_lazy:
             dtype = np.float32 if np.dtype(image.dtype) in (np.float16, np.float32) else np.float64
-            return self._blockwise(lambda quant, im: quant.project(im, margin=margin), image,
-                                   dtype=dtype)
+            return self._blockwise(
+                lambda quant, im: quant.project(im, margin=margin, noise=noise), image,
+                dtype=dtype)
         image = self._check_image(image)
         out_dtype = np.float32 if image.dtype in (np.float16, np.float32) else np.float64
-        lo, hi = self.bounds()
+        lo, hi = self.bounds(noise=noise)
         width = hi - lo
         result = np.clip(image.astype(np.float64), lo + margin * width, hi - margin * width)
+        if noise > 0:
+            # widened intervals overlap their neighbours: no level to land exactly in
+            return result.astype(out_dtype)
         if out_dtype == np.float32:
             # float32 rounding could land on an interval end; step back inside where it did.
             result32 = result.astype(np.float32)

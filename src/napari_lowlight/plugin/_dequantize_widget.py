@@ -49,6 +49,12 @@ class DequantizeWidget(StepWidget):
         self.project = CheckBox(text="stay inside the quantization intervals", value=True,
                                 tooltip="Clip the network's output into each pixel's "
                                 "interval, so that it re-quantizes to the observed levels")
+        self.noise = FloatSpinBox(
+            label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
+            tooltip="The capture's sensor noise in its own levels (Simulate's sigma, filled in "
+            "from the layer when known). The projection then lets a pixel lie that far "
+            "outside its interval, since noise may have moved it across a level's edge; "
+            "0 keeps every pixel consistent with its level")
         self.inverse_k = FloatSpinBox(
             label="1/k (no metadata)", value=30.0, min=1.0, max=10000.0, step=1.0,
             tooltip="The capture's light level as 1/k (30 = the paper's global low light); "
@@ -60,7 +66,7 @@ class DequantizeWidget(StepWidget):
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
-                                  self.inverse_k, self.r, self.bits])
+                                  self.noise, self.inverse_k, self.r, self.bits])
         self.image.changed.connect(self._show_needed_fields)
         self._show_needed_fields()
 
@@ -70,6 +76,11 @@ class DequantizeWidget(StepWidget):
         known = isinstance(getattr(layer, "metadata", {}).get("quantization"), Quantization)
         for field in (self.inverse_k, self.r, self.bits):
             field.visible = not known
+        # a simulated capture knows its noise (in units of its quantization step)
+        step = getattr(layer, "metadata", {}).get("napari_lowlight", {})
+        sigma = step.get("sigma") if isinstance(step, dict) else None
+        if isinstance(sigma, (int, float)) and 0 <= sigma <= self.noise.max:
+            self.noise.value = float(sigma)
 
     def parameters(self) -> dict:
         device = self.device.value
@@ -80,6 +91,7 @@ class DequantizeWidget(StepWidget):
                 raise ValueError("no CUDA device here: choose auto or cpu")
         return {"model": self.model.value, "device": device,
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
+                "noise": float(self.noise.value),
                 "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
                 "bits": int(self.bits.value)}
 
@@ -99,7 +111,7 @@ class DequantizeWidget(StepWidget):
         restored = dequantize(data, quantization=quantization, model=params["model"],
                               device=params["device"], tile=params["tile"],
                               project=params["project"], channel_axis=channel_axis,
-                              progress=report)
+                              progress=report, noise=params["noise"])
         return restored, quantization
 
     def add_layers(self, source, result, params: dict) -> str:
