@@ -2,7 +2,8 @@
 
 ``interval_consistency`` is the project's own: the fraction of pixels that a
 restoration keeps faithful to the capture (re-darkened, they re-quantize to the
-observed level).  PSNR and SSIM come from scikit-image.
+observed level).  PSNR and SSIM come from scikit-image.  ``is_degenerate`` is a
+sanity check of one result on its own: it says when a method left nearly no image.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ._validation import as_float_image, check_channel_axis
+from ._validation import as_float_image, check_channel_axis, check_real
 from .quantization import Quantization
 
-__all__ = ["interval_consistency", "lightness_order_error", "psnr", "ssim"]
+__all__ = ["interval_consistency", "is_degenerate", "lightness_order_error", "psnr", "ssim"]
 
 
 def interval_consistency(image, quantization: Quantization) -> float:
@@ -111,3 +112,79 @@ def lightness_order_error(reference, image, *, channel_axis=None, size: int = 50
     b = image.ravel()
     differs = (a[:, None] >= a[None, :]) != (b[:, None] >= b[None, :])
     return float(differs.sum(axis=1).mean())
+
+
+#: At most this many values are examined by :func:`is_degenerate` (an even subsample of
+#: larger images): the verdict is about most of the image, so a subsample decides it.
+_DEGENERATE_SAMPLE = 1 << 20
+
+
+def is_degenerate(image, *, tolerance: float = 1 / 255, fraction: float = 0.9) -> str | None:
+    """Why a method's result is degenerate (nearly no image left), or None if it is not.
+
+    A check of one result on its own, no reference needed: the napari "Compare
+    methods" widget uses it to flag a method that failed on the image at hand.
+    All values count alike, whatever the channels.  In order, the image is
+    degenerate when
+
+    - none of its values is finite ("has no finite values"), or at least
+      ``fraction`` of them are NaN or infinite;
+    - its finite values span at most ``tolerance`` ("is constant (0.5)");
+    - at least ``fraction`` of its finite values are clipped at 0, at 1, or at
+      either ("is nearly all black (95% of values at 0)");
+    - at least ``fraction`` of its finite values lie within ``tolerance`` of their
+      median, so the image shows one grey with a few details at most ("is nearly
+      flat (94% of values within 1/255 of 0.671)").
+
+    Parameters
+    ----------
+    image : array_like
+        A result, float in [0, 1] (values outside are judged as they are), or
+        integers, scaled by their dtype's maximum.  Images of more than about a
+        million values are judged on an even subsample of them.
+    tolerance : float, > 0
+        Width that counts as "one grey"; the default is one 8-bit display level.
+    fraction : float, in (0, 1]
+        Share of the values that makes the image degenerate.
+
+    Returns
+    -------
+    str or None
+        A short reason that completes "<method>'s result ...", e.g.
+        ``"is nearly flat (94% of values within 1/255 of 0.671)"``; None when the
+        image is not degenerate (so the result reads as a truth value too).
+    """
+    tolerance = check_real(tolerance, "tolerance", low=0.0, low_inclusive=False)
+    fraction = check_real(fraction, "fraction", low=0.0, high=1.0, low_inclusive=False)
+    if isinstance(image, (str, bytes)) or image is None:
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    values = np.asarray(image).reshape(-1)
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"image must hold integers or floats, got dtype {values.dtype}")
+    if values.size == 0:
+        raise ValueError("image is empty")
+    if values.size > _DEGENERATE_SAMPLE:
+        values = values[:: -(-values.size // _DEGENERATE_SAMPLE)]
+    scale = float(np.iinfo(values.dtype).max) if values.dtype.kind in "iu" else 1.0
+    values = values.astype(np.float64) / scale
+    finite = np.isfinite(values)
+    if not finite.any():
+        return "has no finite values"
+    if 1.0 - finite.mean() >= fraction:
+        return f"is nearly all NaN or infinite ({1.0 - finite.mean():.0%} of values)"
+    values = values[finite]
+    if values.max() - values.min() <= tolerance:
+        return f"is constant ({float(np.median(values)):.3g})"
+    black, white = float(np.mean(values <= 0.0)), float(np.mean(values >= 1.0))
+    if black >= fraction:
+        return f"is nearly all black ({black:.0%} of values at 0)"
+    if white >= fraction:
+        return f"is nearly all white ({white:.0%} of values at 1)"
+    if black + white >= fraction:
+        return f"is nearly all clipped ({black + white:.0%} of values at 0 or 1)"
+    median = float(np.median(values))
+    flat = float(np.mean(np.abs(values - median) <= tolerance))
+    if flat >= fraction:
+        width = "1/255" if tolerance == 1 / 255 else f"{tolerance:.3g}"
+        return f"is nearly flat ({flat:.0%} of values within {width} of {median:.3g})"
+    return None

@@ -74,6 +74,21 @@ def octm(image, *, channel_axis=None, d: int = 3, levels: int = 256) -> np.ndarr
     Returns
     -------
     ndarray of float64 in [0, 1], the input's shape
+
+    Notes
+    -----
+    The LP's objective is linear, so its optimum is a vertex: past the ``1/d``
+    output level per input step that tone continuity demands, the whole output
+    range goes to one step, the one into the most frequent level.  With many
+    occupied levels that is one big jump in an otherwise gentle curve; with only a
+    few, it merges nearly everything.  The dark capture of the cell sample
+    (``degrade(data.cell(), k=1/30, r=1.3, sigma=0.25, bits=8)``) occupies levels
+    0-9, and level 1 holds 49% of the pixels: the step from 0 to 1 gets 171 of the
+    255 output levels, levels 1-9 land on 171-174, and the result is a flat grey
+    in which only the level-0 pixels (3%, mostly the dark halo around the cell)
+    stay black, as a ring.  This is the method's own behaviour, not a bug;
+    :func:`napari_lowlight.metrics.is_degenerate` recognises such a result and the
+    napari "Compare methods" widget flags it.
     """
     if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ValueError(f"levels must be an integer >= 2, got {levels!r}")

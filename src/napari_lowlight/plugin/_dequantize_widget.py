@@ -51,10 +51,10 @@ class DequantizeWidget(StepWidget):
                                 "interval, so that it re-quantizes to the observed levels")
         self.noise = FloatSpinBox(
             label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
-            tooltip="The capture's sensor noise in its own levels (Simulate's sigma, filled in "
-            "from the layer when known). The projection then lets a pixel lie that far "
-            "outside its interval, since noise may have moved it across a level's edge; "
-            "0 keeps every pixel consistent with its level")
+            tooltip="The capture's sensor noise in its own levels (for a simulated capture, "
+            "Simulate's sigma). The projection then lets a pixel lie that far outside its "
+            "interval, since noise may have moved it across a level's edge; 0 (default) "
+            "keeps every pixel consistent with its level")
         self.inverse_k = FloatSpinBox(
             label="1/k (no metadata)", value=30.0, min=1.0, max=10000.0, step=1.0,
             tooltip="The capture's light level as 1/k (30 = the paper's global low light); "
@@ -76,11 +76,6 @@ class DequantizeWidget(StepWidget):
         known = isinstance(getattr(layer, "metadata", {}).get("quantization"), Quantization)
         for field in (self.inverse_k, self.r, self.bits):
             field.visible = not known
-        # a simulated capture knows its noise (in units of its quantization step)
-        step = getattr(layer, "metadata", {}).get("napari_lowlight", {})
-        sigma = step.get("sigma") if isinstance(step, dict) else None
-        if isinstance(sigma, (int, float)) and 0 <= sigma <= self.noise.max:
-            self.noise.value = float(sigma)
 
     def parameters(self) -> dict:
         device = self.device.value
