@@ -94,9 +94,9 @@ WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_
                    "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_5_x86_64",
                    "manylinux1_x86_64")
 
-#: The files a run leaves in $OUT (the device tool brings back at most 8, each <= 16 MiB).
 #: The training crops carried to the device (scripts/make_training_pack.py), when present.
 DEFAULT_PACK = REPO / "device-pack" / "pairs-source.npz"
+#: The files a run leaves in $OUT (the device tool brings back at most 8, each <= 16 MiB).
 RUN_FILES = ("checkpoint.pt", "generator.safetensors", "history.jsonl")
 OUT_FILES = ("report.json", "report.md", "log.txt") + RUN_FILES
 OUT_FILE_LIMIT = 16 * 2**20

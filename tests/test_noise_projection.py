@@ -69,3 +69,22 @@ def test_cli_refuses_a_negative_noise(tmp_path):
     tifffile.imwrite(path, (np.random.default_rng(0).random((40, 40)) * 50).astype(np.uint8))
     assert main(["dequantize", str(path), str(tmp_path / "out.tif"), "--noise", "-1"]) != 0
     assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_strict_projection_is_consistent_at_every_bit_depth(bits):
+    # a 16-bit interval times the margin is below a float32 ulp near 1: the float32 result
+    # must still re-quantize to its level (review finding, session 20)
+    rng = np.random.default_rng(bits)
+    top = 2**bits - 1
+    levels = rng.integers(top // 2, top + 1, size=(96, 96))
+    quant = nl.Quantization(levels, k=1.0, r=1.0, bits=bits)
+    lo, hi = quant.bounds()
+    image = (lo + rng.random(lo.shape) * (hi - lo)).astype(np.float32)
+    out = nl.dequantize(image, quantization=quant, device="cpu")
+    assert (quant.is_consistent(out) | ~quant.reachable).all()
+
+
+def test_bounds_refuse_a_negative_allowance(capture):
+    with pytest.raises(ValueError, match="noise"):
+        capture[1].quantization.bounds(noise=-1.0)

@@ -268,6 +268,7 @@ class Quantization:
             ``hi`` itself is excluded where it is below 1 (the quantizer's
             upper edge is open); unreachable pixels get ``lo = hi = 1``.
         """
+        noise = check_real(noise, "noise", low=0.0, high=8.0)
         m = self.levels.astype(np.float64)
         q, r = self.q, self.r
         inv_r = 1.0 / r

@@ -142,8 +142,11 @@ def _run_plane_within_memory(generator, plane, step, device, tile):
         elif device.type != "cpu":
             warnings.warn(f"dequantize: out of memory on {device.type} even with {tile}-pixel "
                           "tiles; continuing on the CPU", RuntimeWarning, stacklevel=3)
-            device, tile = torch.device("cpu"), 256
+            device = torch.device("cpu")
             generator = generator.to(device)
+            tile = default_tile(generator, device, plane.shape)
+            if getattr(generator, "architecture", None) == "unet":
+                generator = generator.to(memory_format=torch.channels_last)
         else:
             raise MemoryError(f"dequantize ran out of memory even with {tile}-pixel tiles on "
                               "the CPU; free memory or process a smaller image") from None
@@ -170,7 +173,8 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         "auto" takes CUDA (with bfloat16 autocast) when available.
     tile : int, optional
         Tile side in pixels (each tile gets a halo of the receptive field, so the
-        result does not depend on it); None picks 256 on the CPU, 1024 on a GPU.
+        result does not depend on it); None: :func:`default_tile` (the residual network
+        256 px on the CPU, 1024 on a GPU; the U-Net whole planes up to 4 MP on the CPU).
     project : bool
         Clip every pixel into its quantization interval (needs ``quantization``), keeping
         a margin of :data:`PROJECTION_MARGIN` of the interval from its ends.
@@ -267,7 +271,10 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if channel_axis is not None:
         restored = np.moveaxis(np.moveaxis(restored, 0, -1), -1, channel_axis)
     if project:
-        restored = quantization.project(restored.astype(np.float64), margin=PROJECTION_MARGIN,
+        # float32 in: project() then steps any value that float32 rounding put on an
+        # interval's excluded edge back inside (a 16-bit interval is below a float32 ulp
+        # near 1 times the margin's 1/1000)
+        restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
                                         noise=noise)
     return restored.astype(np.float32)
 

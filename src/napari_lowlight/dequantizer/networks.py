@@ -269,7 +269,10 @@ class UNetGenerator(nn.Module):
             conv(3, 2)  # down
         conv(3), conv(3), conv(3), conv(3)  # bottom units
         for _ in range(self.depth):
-            field += jump  # bilinear upsampling reads two coarse pixels
+            # bilinear upsampling (align_corners=False) reads the coarse pixel and one
+            # neighbour on either side depending on the fine pixel's phase: up to two
+            # coarse pixels each way (measured from gradients)
+            field += 2 * jump
             jump //= 2
             conv(3), conv(3)  # decoder unit
         conv(3)  # tail

@@ -230,6 +230,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     else:
         config = config or TrainConfig()
         config_path.write_text(json.dumps(config.to_json(), indent=2))
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
     if not train_images or not val_images:
         raise ValueError("training needs at least one training and one validation image")
 

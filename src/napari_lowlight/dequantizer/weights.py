@@ -155,7 +155,7 @@ def check_config(config, path="weights") -> dict:
     if unknown:
         raise WeightsError(f"{path}: unknown generator configuration keys {sorted(unknown)}")
     architecture = config.get("architecture", "residual")
-    if architecture not in ARCHITECTURES:
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
         raise WeightsError(f"{path}: unknown generator architecture {_brief(architecture)} "
                            f"(this package knows {', '.join(ARCHITECTURES)})")
     checked = {"channels": config.get("channels", 1), "depth": config.get("depth", 16),

@@ -114,8 +114,9 @@ class CompareWidget(StepWidget):
             # a lazy result is computed only where napari shows it: judging it would
             # compute all of it, so only in-memory results are checked
             reason = None if is_lazy(image) else is_degenerate(image)
-            if reason is not None:
-                self._degenerate.append(f"{name}'s result {reason}")
+            flag = None if reason is None else f"{name}'s result {reason}"
+            if flag is not None and flag not in self._degenerate:  # once, not once per level
+                self._degenerate.append(flag)
         return "; ".join([f"done: {len(outputs)} methods in grid view", *self._degenerate])
 
     def _on_result(self, source, result, params):

@@ -44,7 +44,8 @@ class DequantizeWidget(StepWidget):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
                                tooltip="auto uses a CUDA GPU when there is one")
         self.tile = SpinBox(label="tile (px, 0 = auto)", value=0, min=0, max=8192, step=64,
-                            tooltip="0 picks 256 px on the CPU, 1024 on a GPU; "
+                            tooltip="0 picks the model's best: whole planes up to 4 MP "
+                            "for the U-Net default on the CPU, 256 px for residual-v1; "
                             "tiles do not change the result")
         self.project = CheckBox(text="stay inside the quantization intervals", value=True,
                                 tooltip="Clip the network's output into each pixel's "
