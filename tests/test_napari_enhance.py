@@ -169,3 +169,33 @@ def test_compare_and_dequantize_widgets_read_camera_data(make_napari_viewer, qtb
     widget.image.value = viewer.layers["plain"]
     assert not widget.inverse_k.native.isHidden() and widget.inverse_k.value == 30
     assert widget.parameters()["k"] == 1 / 30  # exactly, not 0.033
+
+
+def test_enhance_widget_noise_allowance_reaches_the_dequantizer(make_napari_viewer, qtbot,
+                                                                 errors, monkeypatch):
+    from napari_lowlight import pipeline
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
+
+    seen = []
+    real = pipeline.dequantize
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("noise"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "dequantize", recording)
+    viewer = make_napari_viewer()
+    viewer.add_image(_dim_stack(frames=1)[0], name="camera")
+    widget = EnhanceWidget(viewer)
+    widget.preset.value = "microscope-12bit"
+    widget.black_level.value = 100
+    widget.noise.value = 1.0
+    assert widget.run() is not None
+    _wait(qtbot, widget)
+    assert errors == []
+    restored = np.asarray(viewer.layers["restored"].data)
+    quant = viewer.layers["restored"].metadata["quantization"]
+    assert viewer.layers["restored"].metadata["napari_lowlight"]["noise"] == 1.0
+    lo, hi = quant.bounds(noise=1.0)
+    assert np.all((restored >= lo - 1e-6) & (restored <= hi + 1e-6))  # the widened intervals
+    assert seen == [1.0]

@@ -127,6 +127,13 @@ def _batches(images, config: TrainConfig, rng, first_step: int, workers: int, de
     if not config.per_step_seeds:
         while True:  # the v1 stream: one generator, checkpointed with the run
             yield make_batch(images, rng, config.batch, config.pairs)
+    if workers:
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            # the workers inherit the images by forking (no copy through pickles)
+            raise ValueError("pair-making workers need the 'fork' start method (Linux, "
+                             "macOS); use workers=0 on this platform")
     loader = torch.utils.data.DataLoader(
         StepBatches(images, config), batch_size=None,
         sampler=range(first_step, config.steps), num_workers=workers,

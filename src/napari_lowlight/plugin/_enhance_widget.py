@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox
+from magicgui.widgets import ComboBox, FloatSpinBox
 
 from .._lazy import is_lazy
 from ..presets import PRESETS, preset_options
@@ -48,8 +48,13 @@ class EnhanceWidget(StepWidget):
                               tooltip="The dequantizer's weights")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
                                tooltip="auto uses a CUDA GPU when there is one")
+        self.noise = FloatSpinBox(
+            label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
+            tooltip="The camera's noise in its own levels (dark frames' standard deviation); "
+            "the dequantizer may then move a pixel that far outside its level's interval. "
+            "0 (default) keeps every pixel consistent with its level")
         super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
-                                  self.model, self.device])
+                                  self.model, self.device, self.noise])
         self.preset.changed.connect(self._apply_preset)
         self._apply_preset()
 
@@ -71,7 +76,7 @@ class EnhanceWidget(StepWidget):
         if camera["black_level"] is not None:
             options["black_level"] = camera["black_level"]
         return {"preset": self.preset.value, "laic": options, "model": self.model.value,
-                "device": device}
+                "device": device, "noise": float(self.noise.value)}
 
     def compute(self, data, channel_axis, params, report):
         from ..compensation import laic
@@ -87,7 +92,7 @@ class EnhanceWidget(StepWidget):
                            **options)
         restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
                               model=params["model"], device=params["device"],
-                              channel_axis=channel_axis,
+                              channel_axis=channel_axis, noise=params["noise"],
                               progress=lambda d, t: report(t + d, 2 * t))
         return compensated, restored
 
@@ -95,7 +100,8 @@ class EnhanceWidget(StepWidget):
         compensated, restored = result
         intensity = compensated.intensity.as_dict() if compensated.intensity else {}
         info = {"step": "enhance", "source_layer": source.name, "preset": params["preset"],
-                **params["laic"], "model": params["model"], "intensity": intensity,
+                **params["laic"], "model": params["model"], "noise": params["noise"],
+                "intensity": intensity,
                 "method_used": compensated.method, "rank_preserved": compensated.rank_preserved}
         common = derived_layer_kwargs(source)
         self._viewer.add_image(
