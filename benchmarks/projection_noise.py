@@ -1,7 +1,8 @@
 """Projection against a noise allowance: PSNR of a model's output, raw and projected.
 
 For each validation image and setting (the captures of ``eval_validation.py``): Jt, the
-classic baseline, the network's raw output, the strict projection with the classic margin
+classic baseline (with its margin of 0.05 and with ``PROJECTION_MARGIN``), the network's raw
+output, the strict projection with the classic margin
 (0.05) and with ``PROJECTION_MARGIN``, and projections into intervals widened by ``w`` steps
 (``Quantization.bounds(noise=w)``).  Prints the mean PSNR and the worst image against Jt.
 
@@ -37,7 +38,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     generator = load_generator(args.model).eval()
     found = find_validation_images([Path(d) for d in DEFAULT_DATA])
-    columns = ["jt", "classic", "raw", "strict 0.05", f"strict {PROJECTION_MARGIN}"] + [
+    columns = ["jt", "classic", f"classic {PROJECTION_MARGIN}", "raw", "strict 0.05",
+               f"strict {PROJECTION_MARGIN}"] + [
         f"w={w}" for w in ALLOWANCES[1:]]
     print(f"model {args.model}, {len(found)} images at <= {args.max_size} px")
     print("| setting | " + " | ".join(columns) + " |")
@@ -55,6 +57,8 @@ def main() -> None:
                                 project=False, channel_axis=axis).astype(np.float64)
             scores["jt"].append(psnr(reference, jt))
             scores["classic"].append(psnr(reference, smooth_project(jt, quant, channel_axis=axis)))
+            scores[f"classic {PROJECTION_MARGIN}"].append(psnr(reference, smooth_project(
+                jt, quant, channel_axis=axis, margin=PROJECTION_MARGIN)))
             scores["raw"].append(psnr(reference, raw))
             scores["strict 0.05"].append(psnr(reference, quant.project(raw, margin=0.05)))
             scores[f"strict {PROJECTION_MARGIN}"].append(

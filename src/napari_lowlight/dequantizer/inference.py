@@ -108,6 +108,16 @@ def default_tile(generator, device, shape) -> int:
     return max(shape) if shape[0] * shape[1] <= whole else tile
 
 
+def _on_device(generator, device):
+    """``generator`` moved to ``device``, in the memory layout that runs fastest there."""
+    generator = generator.to(device)
+    if device.type == "cpu" and getattr(generator, "architecture", None) == "unet":
+        # oneDNN's channels-last convolutions: 1.7x faster for the U-Net on 2 cores
+        # (benchmarks/bench_dequantize.py), not for the narrow residual network
+        generator = generator.to(memory_format=torch.channels_last)
+    return generator
+
+
 #: Smallest tile tried after running out of memory before giving up on a device.
 MIN_TILE = 64
 
@@ -143,10 +153,8 @@ def _run_plane_within_memory(generator, plane, step, device, tile):
             warnings.warn(f"dequantize: out of memory on {device.type} even with {tile}-pixel "
                           "tiles; continuing on the CPU", RuntimeWarning, stacklevel=3)
             device = torch.device("cpu")
-            generator = generator.to(device)
+            generator = _on_device(generator, device)
             tile = default_tile(generator, device, plane.shape)
-            if getattr(generator, "architecture", None) == "unet":
-                generator = generator.to(memory_format=torch.channels_last)
         else:
             raise MemoryError(f"dequantize ran out of memory even with {tile}-pixel tiles on "
                               "the CPU; free memory or process a smaller image") from None
@@ -238,11 +246,7 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         raise ValueError("this model is conditioned on the quantization step: pass "
                          "quantization= (from degrade(...) or laic(...))")
     device = resolve_device(device)
-    generator = generator.to(device)
-    if device.type == "cpu" and getattr(generator, "architecture", None) == "unet":
-        # oneDNN's channels-last convolutions: 1.7x faster for the U-Net on 2 cores
-        # (benchmarks/bench_dequantize.py), not for the narrow residual network
-        generator = generator.to(memory_format=torch.channels_last)
+    generator = _on_device(generator, device)
     if lazy or (quantization is not None and quantization.is_lazy):
         return _dequantize_lazy(array, quantization, generator=generator, device=device,
                                 tile=tile, project=project, channel_axis=channel_axis,

@@ -342,11 +342,10 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
 
 
 def _new_generator(config: TrainConfig):
-    if config.architecture == "residual":
-        return Generator(1, config.depth, config.width, config.conditioned,
-                         config.context_sigmas)
-    if config.context_sigmas:
+    if config.context_sigmas and config.architecture != "residual":
         raise ValueError("context sigmas belong to the residual architecture")
-    return build_generator({"architecture": config.architecture, "channels": 1,
-                            "depth": config.depth, "width": config.width,
-                            "conditioned": config.conditioned})
+    spec = {"architecture": config.architecture, "channels": 1, "depth": config.depth,
+            "width": config.width, "conditioned": config.conditioned}
+    if config.context_sigmas:
+        spec["context_sigmas"] = config.context_sigmas
+    return build_generator(spec)

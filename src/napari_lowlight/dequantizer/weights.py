@@ -136,7 +136,7 @@ def _parameters(config: dict) -> int:
         return sum(t.numel() for t in network.state_dict().values())
     channels, depth, width = config["channels"], config["depth"], config["width"]
     inputs = channels + (1 if config["conditioned"] else 0) + channels * len(
-        config["context_sigmas"])
+        config.get("context_sigmas", ()))
     head = inputs * width * 9 + width
     unit = 2 * (width * width * 9) + 2 * (4 * width + 1)
     tail = width * channels * 9 + channels
@@ -243,8 +243,7 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
     except ValueError as exc:
         raise WeightsError(f"{path}: its generator configuration is not JSON: {exc}") from None
     config = check_config(config, path)
-    expected = _parameters({"context_sigmas": [], **config}) if "architecture" not in config \
-        else _parameters(config)
+    expected = _parameters(config)
     if stored != expected:
         raise WeightsError(f"{path} does not fit a generator {config}: it holds {stored:,} "
                            f"values, the architecture needs {expected:,}")
