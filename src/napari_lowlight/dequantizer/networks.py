@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "Discriminator", "Generator", "ResidualUnit", "UNetGenerator",
-           "build_generator"]
+__all__ = ["ARCHITECTURES", "NORMS", "Discriminator", "Generator", "ResidualUnit",
+           "UNetGenerator", "build_generator", "interval_output"]
 
 
 class ResidualUnit(nn.Module):
@@ -174,21 +174,34 @@ def _gaussian_kernel(sigma: float, truncate: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-class _PlainUnit(nn.Module):
-    """conv3x3 - ReLU - conv3x3 plus the identity, no normalisation.
+#: Normalisation layers a :class:`UNetGenerator` can have ("none": the shipped v2 design).
+NORMS = ("none", "batch")
 
-    The second convolution starts at zero, so every unit starts as the identity: a deep
-    network without BatchNorm then trains stably (the "Fixup" idea), and inference does
-    not depend on batch statistics learnt on other images.
+
+class _UNetUnit(nn.Module):
+    """conv3x3 - ReLU - conv3x3 plus the identity; with ``norm="batch"`` each convolution
+    is followed by BatchNorm (conv - BN - ReLU - conv - BN, as :class:`ResidualUnit`).
+
+    The unit's last layer starts at zero (the second convolution, or the last BatchNorm's
+    scale), so every unit starts as the identity: a deep network without BatchNorm then
+    trains stably (the "Fixup" idea), and inference does not depend on batch statistics
+    learnt on other images.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, norm: str = "none"):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1))
-        nn.init.zeros_(self.body[2].weight)
-        nn.init.zeros_(self.body[2].bias)
+        if norm == "batch":
+            self.body = nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+            nn.init.zeros_(self.body[4].weight)
+        else:  # the v2 layout: its parameter names are those of the shipped weights
+            self.body = nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1))
+            nn.init.zeros_(self.body[2].weight)
+            nn.init.zeros_(self.body[2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -199,10 +212,11 @@ class UNetGenerator(nn.Module):
 
     ``depth`` times the image is halved (strided 3x3 convolution); each scale has a
     residual unit on the way down and one on the way up, joined by additive skip
-    connections; no normalisation layers.  Most of the arithmetic happens at low
-    resolution, so the receptive field spans a few hundred pixels (enough to see across
-    the wide flat bands of a very dark capture) for less arithmetic per pixel than the
-    29-pixel residual network (71 against 223 kFLOP for the shipped sizes).
+    connections; no normalisation layers unless ``norm`` asks for them.  Most of the
+    arithmetic happens at low resolution, so the receptive field spans a few hundred
+    pixels (enough to see across the wide flat bands of a very dark capture) for less
+    arithmetic per pixel than the 29-pixel residual network (71 against 223 kFLOP for the
+    shipped sizes).
 
     Parameters
     ----------
@@ -216,6 +230,10 @@ class UNetGenerator(nn.Module):
     conditioned : bool
         Take the per-pixel quantization step as a second input (``log2`` scaled) and
         predict the residual in units of it, as :class:`Generator` does.
+    norm : {"none", "batch"}
+        "batch": BatchNorm after every convolution of the residual units and of the
+        downsampling (an experiment, docs/dequantizer-experiments.md); "none" (default):
+        no normalisation, the shipped v2 design, whose weights files have no ``norm`` key.
     """
 
     architecture = "unet"
@@ -223,29 +241,41 @@ class UNetGenerator(nn.Module):
     MAX_WIDTH_FACTOR = 4
 
     def __init__(self, channels: int = 1, depth: int = 4, width: int = 24,
-                 conditioned: bool = True):
+                 conditioned: bool = True, norm: str = "none"):
         super().__init__()
         if channels < 1 or not 1 <= depth <= 6 or width < 1:
             raise ValueError(f"bad U-Net size: channels={channels}, depth={depth} (1..6), "
                              f"width={width}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown U-Net norm {norm!r} (known: {', '.join(NORMS)})")
         self.channels, self.depth, self.width = channels, depth, width
         self.conditioned = conditioned
+        self.norm = norm
         self.context_sigmas = ()
         widths = [width * min(2**level, self.MAX_WIDTH_FACTOR) for level in range(depth + 1)]
         inputs = channels + (1 if conditioned else 0)
         self.head = nn.Sequential(nn.Conv2d(inputs, widths[0], 3, padding=1),
                                   nn.ReLU(inplace=True))
-        self.encode = nn.ModuleList(_PlainUnit(w) for w in widths[:-1])
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1),
-                          nn.ReLU(inplace=True)) for i in range(depth))
-        self.bottom = nn.Sequential(_PlainUnit(widths[-1]), _PlainUnit(widths[-1]))
+        self.encode = nn.ModuleList(_UNetUnit(w, norm) for w in widths[:-1])
+        self.down = nn.ModuleList(self._downsampling(widths[i], widths[i + 1], norm)
+                                  for i in range(depth))
+        self.bottom = nn.Sequential(_UNetUnit(widths[-1], norm), _UNetUnit(widths[-1], norm))
         self.up = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(depth))
-        self.decode = nn.ModuleList(_PlainUnit(w) for w in widths[:-1])
+        self.decode = nn.ModuleList(_UNetUnit(w, norm) for w in widths[:-1])
         self.tail = nn.Conv2d(widths[0], channels, 3, padding=1)
         # start as the identity (zero residual), as the residual network does
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+
+    @staticmethod
+    def _downsampling(inputs: int, outputs: int, norm: str) -> nn.Sequential:
+        """Strided 3x3 convolution - [BN] - ReLU: halves the image."""
+        if norm == "batch":
+            return nn.Sequential(
+                nn.Conv2d(inputs, outputs, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(outputs), nn.ReLU(inplace=True))
+        return nn.Sequential(nn.Conv2d(inputs, outputs, 3, stride=2, padding=1),
+                             nn.ReLU(inplace=True))
 
     @property
     def multiple(self) -> int:
@@ -310,8 +340,40 @@ class UNetGenerator(nn.Module):
         return residual * step if self.conditioned else residual
 
     def config(self) -> dict:
-        return {"architecture": self.architecture, "channels": self.channels,
-                "depth": self.depth, "width": self.width, "conditioned": self.conditioned}
+        config = {"architecture": self.architecture, "channels": self.channels,
+                  "depth": self.depth, "width": self.width, "conditioned": self.conditioned}
+        if self.norm != "none":  # v2 files have no such key
+            config["norm"] = self.norm
+        return config
+
+
+def interval_output(logits: torch.Tensor, lower: torch.Tensor,
+                    upper: torch.Tensor) -> torch.Tensor:
+    """``lower + (upper - lower) * sigmoid(logits)``: a restored image inside the intervals.
+
+    The interval-parametrised output (``TrainConfig.output = "interval"``): whatever the
+    network computes, every pixel lies in its quantization interval, so the result is
+    consistent with the capture by construction and needs no projection.  ``logits`` 0
+    is the interval's middle.
+
+    Parameters
+    ----------
+    logits : Tensor
+        The network's output, any real values (infinities included).
+    lower, upper : Tensor
+        Per-pixel interval bounds of the re-exposed values (``Quantization.bounds``),
+        broadcastable to ``logits``.
+
+    Returns
+    -------
+    Tensor
+        Values in ``[lower, upper]``.  ``upper`` itself is reached only where the sigmoid
+        rounds to 1 (logits above about 17 in float32); it is excluded from an interval
+        below 1, which a projection would correct.
+    """
+    # lerp computes upper - (upper - lower) * (1 - w) for w >= 1/2: exact at both ends, so
+    # rounding cannot step outside [lower, upper] as lower + (upper - lower) * w can
+    return torch.lerp(lower, upper, torch.sigmoid(logits))
 
 
 #: Generator classes by the ``architecture`` name stored in weights files.

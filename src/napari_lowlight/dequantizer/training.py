@@ -25,12 +25,16 @@ from .losses import (
     pixel_loss,
     quasi_linf_loss,
 )
-from .networks import Discriminator, Generator, build_generator
+from .networks import NORMS, Discriminator, Generator, build_generator, interval_output
 from .weights import save_generator
 
-__all__ = ["TrainConfig", "train", "validate", "validation_batch"]
+__all__ = ["OUTPUTS", "TrainConfig", "restore", "train", "validate", "validation_batch"]
 
 VALIDATION_SEED = 12345
+#: How a generator's output becomes the restored image (``TrainConfig.output``):
+#: "residual" ``Jt + G(Jt)`` (then projected by ``dequantize``), or "interval"
+#: ``lo + (hi - lo) * sigmoid(G(Jt) / step)`` (:func:`~.networks.interval_output`).
+OUTPUTS = ("residual", "interval")
 
 
 @dataclass
@@ -44,6 +48,13 @@ class TrainConfig:
     #: "residual" (v1: :class:`Generator`) or "unet" (v2: :class:`UNetGenerator`, where
     #: ``depth`` counts halvings and ``width`` the full-resolution features).
     architecture: str = "residual"
+    #: Normalisation of the U-Net (:data:`~.networks.NORMS`): "none" (the shipped v2
+    #: design) or "batch".  The residual network always has BatchNorm.
+    norm: str = "none"
+    #: :data:`OUTPUTS`: "residual" (what ``dequantize`` does) or "interval" (the output
+    #: parametrised inside each pixel's quantization interval; an experiment: the
+    #: product's ``dequantize`` applies residual models only).
+    output: str = "residual"
     #: Draw step ``n``'s pairs from a generator seeded with ``(seed, n)``: the pairs then
     #: do not depend on how many worker processes make them, so a run made by 14 workers
     #: on a GPU machine resumes on a laptop with the same data.  False: one sequential
@@ -86,8 +97,16 @@ class TrainConfig:
         return cls(**data, pairs=PairSettings(**pairs))
 
 
-#: Batch entries the training step needs (the interval bounds only serve validation).
+#: Batch entries the training step needs (the interval bounds serve validation only, unless
+#: the output is interval-parametrised: :data:`INTERVAL_KEYS`).
 TRAINING_KEYS = ("input", "step", "target", "dark", "k", "r", "noise", "q")
+#: Batch entries the training step of an interval output needs as well.
+INTERVAL_KEYS = ("lower", "upper")
+
+
+def _training_keys(config: TrainConfig) -> tuple:
+    """The batch entries a training step of ``config`` reads (workers send only these)."""
+    return TRAINING_KEYS + (INTERVAL_KEYS if config.output == "interval" else ())
 
 
 def _tensors(batch: dict, device, keys=None) -> dict:
@@ -119,7 +138,8 @@ class StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, step: int) -> dict:
         rng = np.random.default_rng([self.config.seed, int(step)])
         batch = make_batch(self.images, rng, self.config.batch, self.config.pairs)
-        return {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in TRAINING_KEYS}
+        return {key: torch.from_numpy(np.ascontiguousarray(batch[key]))
+                for key in _training_keys(self.config)}
 
 
 def _batches(images, config: TrainConfig, rng, first_step: int, workers: int, device):
@@ -159,18 +179,54 @@ def _project(image, lower, upper, margin=0.05):
     return np.clip(image, lower + margin * width, upper - margin * width)
 
 
+def restore(generator, image: torch.Tensor, step: torch.Tensor, *, output: str = "residual",
+            lower: torch.Tensor | None = None, upper: torch.Tensor | None = None):
+    """The restored image a generator trained with ``output`` makes of ``image``.
+
+    Parameters
+    ----------
+    generator : Generator or UNetGenerator
+    image, step : Tensor (N, 1, H, W)
+        The re-exposed image ``Jt`` and its quantization step (``interval_width``); the
+        step reaches the network only when it is conditioned.
+    output : {"residual", "interval"}
+        "residual": ``Jt + G(Jt)``.  "interval": the generator's output in units of the
+        step, mapped into ``[lower, upper]`` by :func:`~.networks.interval_output`.
+    lower, upper : Tensor (N, 1, H, W), optional
+        The intervals' bounds (``Quantization.bounds``); needed by "interval".
+
+    Returns
+    -------
+    Tensor (N, 1, H, W)
+        Not clipped to [0, 1] (an interval output lies inside it already).
+    """
+    residual = generator(image, step if generator.conditioned else None)
+    if output == "residual":
+        return image + residual
+    if output != "interval":
+        raise ValueError(f"unknown output {output!r} (known: {', '.join(OUTPUTS)})")
+    if lower is None or upper is None:
+        raise ValueError("the interval output needs the intervals' bounds (lower, upper)")
+    # a conditioned network multiplies its last layer by the (clamped) step: dividing by
+    # it again gives that layer's output, which is 0 (the interval's middle) at the start
+    return interval_output(residual / step.clamp(min=1e-6), lower, upper)
+
+
 @torch.no_grad()
-def validate(generator: Generator, batch: dict, device) -> dict:
-    """PSNR of Jt, of the classic baseline (smooth + project) and of the model; consistency."""
+def validate(generator: Generator, batch: dict, device, *, output: str = "residual") -> dict:
+    """PSNR of Jt, of the classic baseline (smooth + project) and of the model; consistency.
+
+    ``output``: how the generator's output becomes the image (:func:`restore`).
+    """
     from scipy.ndimage import gaussian_filter
 
     generator.eval()
     data = _tensors(batch, device)
-    step = data["step"] if generator.conditioned else None
+    chunks = range(0, len(data["input"]), 16)
     restored = torch.cat([
-        data["input"][i:i + 16] + generator(data["input"][i:i + 16],
-                                            None if step is None else step[i:i + 16])
-        for i in range(0, len(data["input"]), 16)]).clamp(0, 1).cpu().numpy()
+        restore(generator, data["input"][i:i + 16], data["step"][i:i + 16], output=output,
+                lower=data["lower"][i:i + 16], upper=data["upper"][i:i + 16])
+        for i in chunks]).clamp(0, 1).cpu().numpy()
     target, lower, upper = batch["target"], batch["lower"], batch["upper"]
     smooth = np.stack([gaussian_filter(image, (0, 1.5, 1.5), mode="nearest")
                        for image in batch["input"]])
@@ -239,6 +295,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         config_path.write_text(json.dumps(config.to_json(), indent=2))
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
+    if config.output not in OUTPUTS:
+        raise ValueError(f"unknown output {config.output!r} (known: {', '.join(OUTPUTS)})")
     if not train_images or not val_images:
         raise ValueError("training needs at least one training and one validation image")
 
@@ -277,6 +335,13 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     # the weights that are validated and saved: the moving average when there is one
     shipped = average if average is not None else generator
 
+    def extra():
+        """Metadata of a saved generator; an interval model says so (its output differs)."""
+        info = {"step": step, "metrics": metrics}
+        if config.output != "residual":
+            info["output"] = config.output
+        return info
+
     def checkpoint():
         state = {
             "generator": generator.state_dict(), "critic": critic.state_dict(),
@@ -286,8 +351,7 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         if average is not None:
             state["average"] = average.state_dict()
         _save_checkpoint(checkpoint_path, state)
-        save_generator(shipped, out_dir / "generator.safetensors",
-                       extra={"step": step, "metrics": metrics})
+        save_generator(shipped, out_dir / "generator.safetensors", extra=extra())
 
     generator.train()
     critic.train()
@@ -297,9 +361,9 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
             break
         if max_steps is not None and step - first_step >= max_steps:
             break
-        data = _tensors(next(batches), device, TRAINING_KEYS)
-        step_map = data["step"] if config.conditioned else None
-        restored = data["input"] + generator(data["input"], step_map)
+        data = _tensors(next(batches), device, _training_keys(config))
+        restored = restore(generator, data["input"], data["step"], output=config.output,
+                           lower=data.get("lower"), upper=data.get("upper"))
         loss = pixel_loss(restored, data["target"], config.pixel)
         loss = loss + config.linf_weight * quasi_linf_loss(
             restored, data["dark"], data["k"], data["r"], data["noise"], data["q"])
@@ -326,7 +390,8 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         if progress is not None:
             progress(step, config.steps, float(loss.detach()))
         if step % config.validate_every == 0 or step == config.steps:
-            metrics = {"step": step, **validate(shipped, val_batch, device)}
+            metrics = {"step": step, **validate(shipped, val_batch, device,
+                                                output=config.output)}
             with open(out_dir / "history.jsonl", "a") as history:
                 history.write(json.dumps(metrics) + "\n")
             log(json.dumps(metrics))
@@ -334,8 +399,7 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
             checkpoint()
         if step == config.pretrain_steps:
             # the pretrained generator is kept beside the fine-tuned one (METHOD.md: report both)
-            save_generator(shipped, out_dir / "generator_pretrained.safetensors",
-                           extra={"step": step, "metrics": metrics})
+            save_generator(shipped, out_dir / "generator_pretrained.safetensors", extra=extra())
     del batches  # stops the worker processes
     checkpoint()
     return metrics
@@ -344,8 +408,14 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
 def _new_generator(config: TrainConfig):
     if config.context_sigmas and config.architecture != "residual":
         raise ValueError("context sigmas belong to the residual architecture")
+    if config.norm not in NORMS:
+        raise ValueError(f"unknown norm {config.norm!r} (known: {', '.join(NORMS)})")
+    if config.norm != "none" and config.architecture != "unet":
+        raise ValueError("norm is an option of the U-Net (the residual network has BatchNorm)")
     spec = {"architecture": config.architecture, "channels": 1, "depth": config.depth,
             "width": config.width, "conditioned": config.conditioned}
     if config.context_sigmas:
         spec["context_sigmas"] = config.context_sigmas
+    if config.norm != "none":
+        spec["norm"] = config.norm
     return build_generator(spec)
