@@ -53,7 +53,7 @@ from napari_lowlight.dequantizer.data import (
     load_images,
     test_set_images,
 )
-from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN
+from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN, judge_noise
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
 
@@ -133,9 +133,12 @@ def load_models(entries) -> dict:
     return models
 
 
-def noise_allowance(setting: str, noise) -> float:
-    """The projection's noise allowance for ``setting``: a number, or "known" (the
-    capture's own sigma; after LAIC the global capture's)."""
+def noise_allowance(setting: str, noise, raw, quant, axis) -> float:
+    """The projection's noise allowance for ``setting``: a number, "known" (the capture's
+    own sigma; after LAIC the global capture's) or "auto" (judged from the raw output
+    as ``dequantize(noise="auto")`` judges it)."""
+    if noise == "auto":
+        return judge_noise(raw, quant, channel_axis=axis)
     if noise != "known":
         return float(noise)
     return float(SETTINGS["global" if setting == "laic-global" else setting]["sigma"])
@@ -153,11 +156,13 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
         raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
                             project=False, channel_axis=axis)
         # = nl.dequantize(..., project=True, noise=...), without running the network twice
+        allowance = noise_allowance(setting, noise, raw, quant, axis)
         projected = quant.project(raw.astype(np.float64), margin=PROJECTION_MARGIN,
-                                  noise=noise_allowance(setting, noise)).astype(np.float32)
+                                  noise=allowance).astype(np.float32)
         row[f"psnr_{label}"] = psnr(reference, projected)
         row[f"ssim_{label}"] = ssim(reference, projected, channel_axis=axis)
         row[f"consistency_{label}"] = interval_consistency(raw, quant)
+        row[f"noise_{label}"] = allowance
     return row
 
 
@@ -165,8 +170,8 @@ def summary_table(rows, settings, labels) -> list[str]:
     lines = [
         "| setting | model | images | Jt dB | classic dB | model dB | model − classic dB | "
         "model − Jt dB | min model − Jt dB | min model − classic dB | Jt SSIM | classic SSIM "
-        "| model SSIM | SSIM ≥ classic | raw consistency |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model SSIM | SSIM ≥ classic | raw consistency | noise allowance (steps) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for setting in settings:
         chosen = [row for row in rows if row["setting"] == setting]
@@ -180,6 +185,7 @@ def summary_table(rows, settings, labels) -> list[str]:
             model = np.array([row[f"psnr_{label}"] for row in chosen])
             ssim_model = np.array([row[f"ssim_{label}"] for row in chosen])
             consistency = np.array([row[f"consistency_{label}"] for row in chosen])
+            allowance = np.array([row[f"noise_{label}"] for row in chosen])
             lines.append(
                 f"| {setting} | {label} | {len(chosen)} | {jt.mean():.2f} | "
                 f"{classic.mean():.2f} | {model.mean():.2f} | "
@@ -187,7 +193,7 @@ def summary_table(rows, settings, labels) -> list[str]:
                 f"{(model - jt).min():+.2f} | {(model - classic).min():+.2f} | "
                 f"{ssim_jt.mean():.4f} | {ssim_classic.mean():.4f} | {ssim_model.mean():.4f} | "
                 f"{np.mean(ssim_model >= ssim_classic) * 100:.0f} % | "
-                f"{consistency.mean() * 100:.1f} % |")
+                f"{consistency.mean() * 100:.1f} % | {allowance.mean():.3f} |")
     return lines
 
 
@@ -218,9 +224,10 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--noise", default="0",
+    parser.add_argument("--noise", default="auto",
                         help="the models' projection allowance in steps (dequantize(noise=)): "
-                        "a number, or 'known' for each setting's own sigma (default 0)")
+                        "a number, 'known' for each setting's own sigma, or 'auto' "
+                        "(judged from the output, dequantize's default; the default here too)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
     args = parser.parse_args()

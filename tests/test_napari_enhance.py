@@ -189,6 +189,8 @@ def test_enhance_widget_noise_allowance_reaches_the_dequantizer(make_napari_view
     widget = EnhanceWidget(viewer)
     widget.preset.value = "microscope-12bit"
     widget.black_level.value = 100
+    assert widget.judge_noise.value and not widget.noise.visible  # judged by default
+    widget.judge_noise.value = False
     widget.noise.value = 1.0
     assert widget.run() is not None
     _wait(qtbot, widget)

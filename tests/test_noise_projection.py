@@ -43,7 +43,7 @@ def test_dequantize_noise_zero_is_consistent_and_positive_noise_stays_in_the_wid
         capture):
     _, cap = capture
     quant = cap.quantization
-    strict = nl.dequantize(cap.reexposed, quantization=quant, device="cpu")
+    strict = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", noise=0)
     assert (quant.is_consistent(strict) | ~quant.reachable).all()
     loose = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", noise=0.5)
     lo, hi = quant.bounds(noise=0.5)
@@ -53,7 +53,7 @@ def test_dequantize_noise_zero_is_consistent_and_positive_noise_stays_in_the_wid
     assert not np.array_equal(loose, strict)
 
 
-@pytest.mark.parametrize("noise", [-0.1, 9.0, float("nan")])
+@pytest.mark.parametrize("noise", [-0.1, 9.0, float("nan"), "loud", "Auto"])
 def test_bad_noise_is_refused(capture, noise):
     _, cap = capture
     with pytest.raises(ValueError, match="noise"):
@@ -67,7 +67,9 @@ def test_cli_refuses_a_negative_noise(tmp_path):
 
     path = tmp_path / "in.tif"
     tifffile.imwrite(path, (np.random.default_rng(0).random((40, 40)) * 50).astype(np.uint8))
-    assert main(["dequantize", str(path), str(tmp_path / "out.tif"), "--noise", "-1"]) != 0
+    with pytest.raises(SystemExit) as refused:  # argparse: usage and the reason, exit 2
+        main(["dequantize", str(path), str(tmp_path / "out.tif"), "--noise", "-1"])
+    assert refused.value.code == 2
     assert not (tmp_path / "out.tif").exists()
 
 
@@ -81,10 +83,101 @@ def test_strict_projection_is_consistent_at_every_bit_depth(bits):
     quant = nl.Quantization(levels, k=1.0, r=1.0, bits=bits)
     lo, hi = quant.bounds()
     image = (lo + rng.random(lo.shape) * (hi - lo)).astype(np.float32)
-    out = nl.dequantize(image, quantization=quant, device="cpu")
+    out = nl.dequantize(image, quantization=quant, device="cpu", noise=0)
     assert (quant.is_consistent(out) | ~quant.reachable).all()
 
 
 def test_bounds_refuse_a_negative_allowance(capture):
     with pytest.raises(ValueError, match="noise"):
         capture[1].quantization.bounds(noise=-1.0)
+
+
+# -- noise judged from the output ("auto", the default) ----------------------------------
+
+@pytest.mark.parametrize("bits, k", [(8, 1 / 30), (12, 1 / 64)])
+@pytest.mark.parametrize("sigma", [0.25, 0.5, 1.0])
+def test_noise_of_the_clean_image_is_the_capture_noise(bits, k, sigma):
+    from skimage import data
+
+    image = data.camera() / 255.0
+    cap = nl.degrade(image, k=k, r=1.3, sigma=sigma, bits=bits, seed=1)
+    assert cap.quantization.noise_of(image) == pytest.approx(sigma, abs=0.05)
+
+
+def test_noise_of_a_noise_free_capture_is_small_and_of_the_centres_zero(capture):
+    from skimage import data
+
+    image = data.camera() / 255.0
+    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.0, bits=12, seed=1)
+    assert cap.quantization.noise_of(image) < 0.05
+    # the interval centres deviate by no more than rounding does: no noise to see
+    assert cap.quantization.noise_of(cap.reexposed) == 0.0
+
+
+def test_noise_of_needs_enough_pixels_between_the_end_levels():
+    quant = nl.Quantization(np.zeros((20, 20), dtype=np.uint8), k=0.5, r=1.0, bits=8)
+    assert quant.noise_of(np.full((20, 20), 0.3)) == 0.0
+
+
+def test_auto_noise_is_the_noise_of_the_raw_output(capture):
+    _, cap = capture  # sigma = 0.5 steps
+    quant = cap.quantization
+    raw = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", project=False)
+    judged = quant.noise_of(raw)  # the image is smaller than the judged window
+    assert 0.25 < judged < 0.9
+    auto = nl.dequantize(cap.reexposed, quantization=quant, device="cpu")
+    given = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", noise=judged)
+    np.testing.assert_array_equal(auto, given)
+    assert not np.array_equal(auto, nl.dequantize(cap.reexposed, quantization=quant,
+                                                  device="cpu", noise=0))
+
+
+def test_auto_noise_beats_the_strict_projection_on_a_noisy_capture():
+    from skimage import data
+
+    image = data.camera()[64:320, 64:320] / 255.0
+    cap = nl.degrade(image, k=1 / 30, r=1.3, sigma=0.5, bits=8, seed=5)
+    strict = nl.dequantize(cap.reexposed, quantization=cap.quantization, device="cpu", noise=0)
+    auto = nl.dequantize(cap.reexposed, quantization=cap.quantization, device="cpu")
+    assert nl.metrics.psnr(image, auto) > nl.metrics.psnr(image, strict) + 0.5
+
+
+def test_auto_noise_judges_the_same_window_for_a_dask_input(monkeypatch):
+    import dask.array as da
+    from skimage import data
+
+    from napari_lowlight.dequantizer import inference
+
+    # a small window so that the judged pixels are a part of the image, as on a big one
+    monkeypatch.setattr(inference, "NOISE_WINDOW", 64)
+    image = data.camera()[:192, :224] / 255.0
+    cap = nl.degrade(image, k=1 / 30, r=1.3, sigma=0.5, bits=8, seed=2)
+    quant = cap.quantization
+    eager = nl.dequantize(cap.reexposed, quantization=quant, device="cpu")
+    lazy_quant = nl.Quantization(da.from_array(quant.levels, chunks=96), k=quant.k, r=quant.r,
+                                 bits=quant.bits)
+    lazy = nl.dequantize(da.from_array(cap.reexposed, chunks=96), quantization=lazy_quant,
+                         device="cpu")
+    np.testing.assert_allclose(np.asarray(lazy), eager, atol=1e-5)
+    raw = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", project=False)
+    window = (slice(64, 128), slice(80, 144))  # the central 64 x 64
+    judged = nl.Quantization(quant.levels[window], k=quant.k, r=quant.r,
+                             bits=quant.bits).noise_of(raw[window])
+    given = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", noise=judged)
+    np.testing.assert_array_equal(eager, given)
+
+
+def test_cli_takes_auto_and_refuses_words(tmp_path):
+    import tifffile
+
+    from napari_lowlight.cli import main
+
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, (np.random.default_rng(0).random((40, 40)) * 50).astype(np.uint8))
+    assert main(["dequantize", str(path), str(tmp_path / "out.tif"), "--noise", "auto",
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "out.tif").exists()
+    with pytest.raises(SystemExit) as refused:
+        main(["dequantize", str(path), str(tmp_path / "bad.tif"), "--noise", "loud"])
+    assert refused.value.code == 2
+    assert not (tmp_path / "bad.tif").exists()

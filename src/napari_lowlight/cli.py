@@ -112,10 +112,24 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="dequantizer model name or .safetensors file (default: default)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when present), cpu, cuda, ... (default auto)")
-    parser.add_argument("--noise", type=float, default=0.0, metavar="LEVELS",
+    parser.add_argument("--noise", type=_noise_value, default="auto", metavar="LEVELS",
                         help="the capture's sensor noise in its own levels: the projection "
-                        "lets each pixel lie that far outside its quantization interval "
-                        "(default 0: every pixel consistent with its level)")
+                        "lets each pixel lie that far outside its quantization interval; "
+                        "0: every pixel consistent with its level; auto (default): judged "
+                        "from the network's output")
+
+
+def _noise_value(text: str):
+    """``--noise``: "auto" or a number of levels in 0..8."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of levels, got {text!r}")
+    if not 0.0 <= value <= 8.0:
+        raise argparse.ArgumentTypeError(f"noise must be in 0..8 levels, got {value}")
+    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ __all__ = ["dequantize", "enhance"]
 
 
 def dequantize(image, *, quantization=None, model=None, device="auto", tile=None,
-               project=True, channel_axis=None, progress=None, noise=0.0):
+               project=True, channel_axis=None, progress=None, noise="auto"):
     """Restore the detail a re-exposed image lost to quantization (the trained network).
 
     See :func:`napari_lowlight.dequantizer.inference.dequantize` for the parameters;
@@ -23,7 +23,7 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,
-            preset=None, progress=None, noise=0.0, **laic_options):
+            preset=None, progress=None, noise="auto", **laic_options):
     """The paper's pipeline on a real dark image: LAIC, then the dequantizer.
 
     Parameters
@@ -33,7 +33,8 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
         frame); gray, colour with ``channel_axis``, or a stack.  Not modified.
     channel_axis : int or None
     model, device, tile, project, noise
-        Passed to :func:`dequantize` (``noise``: the capture's noise in its levels).
+        Passed to :func:`dequantize` (``noise``: the capture's noise in its levels, or
+        "auto" to judge it from the network's output).
     preset : str or None
         Named LAIC settings (:data:`napari_lowlight.presets.PRESETS`: "photograph",
         "microscope-12bit", "microscope-16bit", "time-lapse"); explicit

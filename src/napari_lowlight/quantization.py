@@ -300,6 +300,42 @@ class Quantization:
             return self._blockwise(lambda quant, im: quant.is_consistent(im), image, dtype=bool)
         return self.requantize(image) == self.levels
 
+    def noise_of(self, estimate) -> float:
+        """Sensor noise of the capture, in quantization steps, judged from a clean estimate.
+
+        With a clean value ``c`` (in dark-domain steps) and noise ``n ~ N(0, sigma)``
+        the capture holds ``m = round(c + n)``, so ``c - m`` is the rounding error
+        (about uniform on [-1/2, 1/2], variance 1/12) minus the noise: its mean square
+        is ``1/12 + sigma**2``.  Computed from a good estimate of ``c`` (a dequantizer's
+        raw output), the excess over 1/12 is the noise's variance.  Only pixels strictly
+        between the lowest and highest level count (the ends are clipped, not
+        rounded); deviations beyond 4 steps (an estimate's own failures) are clipped.
+
+        Parameters
+        ----------
+        estimate : ndarray of float, the levels' shape
+            An estimate of the clean re-exposed image, in [0, 1].
+
+        Returns
+        -------
+        float, 0..8
+            The noise's standard deviation in steps; 0 when the estimate is as
+            consistent as noise-free rounding allows, or when fewer than 64 pixels
+            lie between the end levels.
+        """
+        if self.is_lazy:
+            raise TypeError("noise_of needs an in-memory quantization: compute a window "
+                            "of the levels first")
+        estimate = self._check_image(estimate)
+        m = self.levels.astype(np.float64)
+        usable = (m > 0) & (m < self.max_level) & self.reachable
+        if np.count_nonzero(usable) < 64:
+            return 0.0
+        dark = self.redarken(np.clip(estimate.astype(np.float64), 0.0, 1.0))
+        deviation = np.clip((dark / self.q - m)[usable], -4.0, 4.0)
+        excess = float(np.mean(deviation**2)) - 1.0 / 12.0
+        return float(np.clip(np.sqrt(max(excess, 0.0)), 0.0, 8.0))
+
     def project(self, image, *, margin: float = 0.05, noise: float = 0.0) -> np.ndarray:
         """Return a new image clipped strictly inside every pixel's interval.
 

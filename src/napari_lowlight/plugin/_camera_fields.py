@@ -6,10 +6,10 @@ arguments of :func:`napari_lowlight.intensity.to_intensity` / :func:`napari_lowl
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, FloatSpinBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox
 
 __all__ = ["BITS_CHOICES", "bits_field", "black_level_field", "camera_options",
-           "shading_field"]
+           "noise_fields", "noise_option", "shading_field"]
 
 BITS_CHOICES = ["auto", "8", "10", "12", "14", "16"]
 
@@ -38,3 +38,31 @@ def camera_options(bits: ComboBox, black_level: FloatSpinBox) -> dict:
     """``{"bits": int or None, "black_level": float or None}`` from the two fields."""
     return {"bits": None if bits.value == "auto" else int(bits.value),
             "black_level": float(black_level.value) or None}
+
+
+def noise_fields() -> tuple[CheckBox, FloatSpinBox]:
+    """The dequantizer's noise allowance: judged from the output (default), or given.
+
+    The level field shows only when "judge" is off.
+    """
+    judge = CheckBox(text="judge the noise from the output", value=True,
+                     tooltip="Estimate the capture's sensor noise from the network's output "
+                     "(about 0 for a noise-free capture) and let each pixel lie that far "
+                     "outside its level's interval, since noise may have moved it across "
+                     "an edge. Off: give the noise yourself")
+    level = FloatSpinBox(label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
+                         visible=False,
+                         tooltip="The capture's sensor noise in its own levels (a camera's "
+                         "dark-frame standard deviation; for a simulated capture, Simulate's "
+                         "sigma); 0 keeps every pixel consistent with its level")
+
+    def show_level(judged: bool) -> None:
+        level.visible = not judged
+
+    judge.changed.connect(show_level)
+    return judge, level
+
+
+def noise_option(judge: CheckBox, level: FloatSpinBox):
+    """``"auto"`` or the given number of levels, for ``dequantize(noise=)``."""
+    return "auto" if judge.value else float(level.value)

@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
 from ..quantization import Quantization, quantize_levels
+from ._camera_fields import noise_fields, noise_option
 from ._layers import derived_layer_kwargs, layer_quantization
 from ._step_widget import StepWidget
 
@@ -50,12 +51,7 @@ class DequantizeWidget(StepWidget):
         self.project = CheckBox(text="stay inside the quantization intervals", value=True,
                                 tooltip="Clip the network's output into each pixel's "
                                 "interval, so that it re-quantizes to the observed levels")
-        self.noise = FloatSpinBox(
-            label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
-            tooltip="The capture's sensor noise in its own levels (for a simulated capture, "
-            "Simulate's sigma). The projection then lets a pixel lie that far outside its "
-            "interval, since noise may have moved it across a level's edge; 0 (default) "
-            "keeps every pixel consistent with its level")
+        self.judge_noise, self.noise = noise_fields()
         self.inverse_k = FloatSpinBox(
             label="1/k (no metadata)", value=30.0, min=1.0, max=10000.0, step=1.0,
             tooltip="The capture's light level as 1/k (30 = the paper's global low light); "
@@ -67,7 +63,7 @@ class DequantizeWidget(StepWidget):
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
-                                  self.noise, self.inverse_k, self.r, self.bits])
+                                  self.judge_noise, self.noise, self.inverse_k, self.r, self.bits])
         self.image.changed.connect(self._show_needed_fields)
         self._show_needed_fields()
 
@@ -87,7 +83,7 @@ class DequantizeWidget(StepWidget):
                 raise ValueError("no CUDA device here: choose auto or cpu")
         return {"model": self.model.value, "device": device,
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
-                "noise": float(self.noise.value),
+                "noise": noise_option(self.judge_noise, self.noise),
                 "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
                 "bits": int(self.bits.value)}
 

@@ -9,7 +9,14 @@ from magicgui.widgets import ComboBox, FloatSpinBox
 
 from .._lazy import is_lazy
 from ..presets import PRESETS, preset_options
-from ._camera_fields import bits_field, black_level_field, camera_options, shading_field
+from ._camera_fields import (
+    bits_field,
+    black_level_field,
+    camera_options,
+    noise_fields,
+    noise_option,
+    shading_field,
+)
 from ._dequantize_widget import _model_names
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
@@ -48,13 +55,9 @@ class EnhanceWidget(StepWidget):
                               tooltip="The dequantizer's weights")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
                                tooltip="auto uses a CUDA GPU when there is one")
-        self.noise = FloatSpinBox(
-            label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
-            tooltip="The camera's noise in its own levels (dark frames' standard deviation); "
-            "the dequantizer may then move a pixel that far outside its level's interval. "
-            "0 (default) keeps every pixel consistent with its level")
+        self.judge_noise, self.noise = noise_fields()
         super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
-                                  self.model, self.device, self.noise])
+                                  self.model, self.device, self.judge_noise, self.noise])
         self.preset.changed.connect(self._apply_preset)
         self._apply_preset()
 
@@ -76,7 +79,7 @@ class EnhanceWidget(StepWidget):
         if camera["black_level"] is not None:
             options["black_level"] = camera["black_level"]
         return {"preset": self.preset.value, "laic": options, "model": self.model.value,
-                "device": device, "noise": float(self.noise.value)}
+                "device": device, "noise": noise_option(self.judge_noise, self.noise)}
 
     def compute(self, data, channel_axis, params, report):
         from ..compensation import laic
