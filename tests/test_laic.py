@@ -238,3 +238,45 @@ def test_cupy_in_cupy_out(uneven_dark):
     assert isinstance(on_gpu.enhanced, cupy.ndarray) and isinstance(on_gpu.gain, cupy.ndarray)
     np.testing.assert_allclose(on_gpu.enhanced.get(), on_cpu.enhanced, atol=1e-6)
     assert on_gpu.objective == pytest.approx(on_cpu.objective, rel=1e-6)
+
+
+# -- no dark ring around bright objects (issue 18) -------------------------------------
+
+def _ring_and_background_gain(gain, clean, band=4):
+    """Median gain in a ``band``-px ring around the bright object, and beyond 3 bands."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    bright = ndi.binary_opening(clean > threshold_otsu(clean))
+    ring = ndi.binary_dilation(bright, iterations=band) & ~bright
+    rest = ~ndi.binary_dilation(bright, iterations=3 * band)
+    return float(np.median(gain[ring])), float(np.median(gain[rest]))
+
+
+def test_fast_gain_follows_a_bright_objects_edge_without_a_ring():
+    from napari_lowlight.data import cell
+
+    clean = cell().astype(np.float64) / 255.0
+    dark = degrade(clean, k=1 / 30, r=1.3, seed=0).dark
+    result = laic(dark, bits=8)  # 0.36 MP: the fast method with the default budget
+    assert result.method == "fast" and result.rank_preserved == pytest.approx(1.0, abs=2e-3)
+    ring, rest = _ring_and_background_gain(result.gain, clean)
+    # the lifted background's gain reaches the object's edge (it stopped ~18 px short,
+    # ring gain 0.54 of the background's, when refinement stopped at 21-px blocks)
+    assert ring >= 0.95 * rest
+    coarse = laic(dark, bits=8, max_regions=900)  # one level only: the ring is back
+    ring_coarse, rest_coarse = _ring_and_background_gain(coarse.gain, clean)
+    assert ring_coarse < 0.7 * rest_coarse
+
+
+def test_over_budget_refinement_splits_the_largest_steps_first():
+    from napari_lowlight.data import cell
+
+    dark = degrade(cell().astype(np.float64) / 255.0, k=1 / 30, r=1.3, seed=0).dark
+    result = laic(dark, bits=8, max_regions=2000)
+    levels = result.info[0]["levels"]
+    # more than one level although splitting every marked block would exceed the budget
+    assert len(levels) >= 3
+    assert all(level["regions"] <= 2000 for level in levels if "regions" in level)
+    blocks = [level["block"] for level in levels]
+    assert blocks == sorted(blocks, reverse=True) and blocks[-1] < blocks[0]

@@ -93,13 +93,21 @@ def solve_fast(
             break
         pa, pb, _ = _adjacent_pairs(labels, n_regions)
         scale = max(float(gains.max()), 1e-12)
-        jump = np.abs(gains[pa] - gains[pb]) > 1e-6 * scale
-        marked = np.zeros(n_regions, dtype=bool)
-        marked[pa[jump]] = True
-        marked[pb[jump]] = True
+        # A region's priority is its largest relative gain step to a neighbour: where a
+        # bright object's capped gain meets a lifted background, a coarse block carries
+        # the object's gain into the background (a dark ring), so those are split first.
+        step = np.abs(gains[pa] - gains[pb]) / scale
+        priority = np.zeros(n_regions)
+        np.maximum.at(priority, pa, step)
+        np.maximum.at(priority, pb, step)
+        marked = priority > 1e-6
         upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
         sizes = np.bincount(labels.ravel(), minlength=n_regions)
-        marked |= (gains >= upper * (1 - 1e-9)) & (sizes > 1)
+        # held down by its brightest pixel (not by the max_gain ceiling, which splitting
+        # cannot lift): split, the rest of the block may take more gain
+        capped = ((gains >= upper * (1 - 1e-9)) & (upper < problem.max_gain * (1 - 1e-9))
+                  & (sizes > 1))
+        marked |= capped
         block = max(1, block // 2)
         # A sub-block whose pixels together reward a gain change more than the
         # total variation its boundary would cost is worth solving for on its own.
@@ -114,11 +122,21 @@ def solve_fast(
         marked[sub_region[promising]] = True
         if not marked.any():
             break
-        n_marked_pixels = int(np.count_nonzero(marked[labels]))
-        estimate = n_regions + n_marked_pixels // (block * block)
+        # regions each marked region adds when split into its sub-blocks
+        added = np.bincount(sub_region, minlength=n_regions) - 1
+        if n_regions + int(added[marked].sum()) > max_regions:
+            # Over budget: split the marked regions in order (capped ones, then the
+            # largest steps) while they fit, instead of stopping the refinement everywhere.
+            order = np.flatnonzero(marked)
+            order = order[np.lexsort((~capped[order], -priority[order]))]
+            fits = n_regions + np.cumsum(added[order]) <= max_regions
+            marked = np.zeros(n_regions, dtype=bool)
+            marked[order[fits]] = True
+            if not marked.any():
+                break
         elapsed = time.perf_counter() - start
         # each level costs at least as much as the last; stop before the budget runs out
-        if estimate > max_regions or elapsed + 2 * info["seconds"] > time_limit:
+        if elapsed + 2 * info["seconds"] > time_limit:
             break
         in_marked = marked[labels]
         key = np.where(in_marked, n_regions + sub, labels)
