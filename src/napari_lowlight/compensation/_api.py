@@ -139,7 +139,7 @@ def _gain_range(brightest: float, min_gain, max_gain) -> tuple[float, float]:
 
 def default_max_regions(pixels: int) -> int:
     """The fast method's default region budget for a plane of ``pixels`` pixels."""
-    return int(np.clip(2**33 // max(pixels, 1), 2048, 8192))
+    return int(np.clip(2**28 // max(pixels, 1), 1536, 16384))
 
 
 def laic(
@@ -226,14 +226,18 @@ def laic(
         Seconds HiGHS may spend per problem.  "exact" raises
         :class:`LAICSolverError` when it runs out; "auto" then falls back to "fast".
     max_regions : int or None
-        Region budget of the fast method's finest level.  By default
-        ``clip(2**33 / pixels, 2048, 8192)``: 8192 up to about 1 megapixel, 2048 from
-        4 megapixels up.  When a level would exceed it, the regions at the largest gain
-        steps are split first, so the gain turns pixel-fine along a bright object's edge
-        before anywhere else: with too coarse a gain there, a block carries the object's
-        low gain into the lifted background around it (a dark ring).  Measured on the
-        cell sample's k = 1/30 capture (0.36 MP): ring +0.39 at 1536 regions, 0 from 8192
-        (7 s on a 2-core CPU); see ``docs/laic.md``.  Lower it for speed.
+        Region budget of the fast method's finest level.  By default it shrinks
+        as the image grows, ``clip(2**28 / pixels, 1536, 16384)``: every pixel
+        may become a region up to 128x128 (the gain may turn pixel-fine near its
+        steps, as the exact solution does), 4096 at 256x256, and 1536 from
+        about 420x420 up (the resolution of an illumination field).  When a level
+        would exceed it, the regions at the largest gain steps are split first, so
+        the gain turns pixel-fine along bright objects' edges before anywhere else:
+        too coarse a gain there carries an object's low gain into the lifted
+        background around it (a dark ring).  Raise it to remove such rings on large
+        images, at a price in time: on the cell sample's k = 1/30 capture (0.36 MP)
+        the ring measures +0.39 at the default and 0 from 8192 regions (about 7 s
+        on a 2-core CPU instead of 1.3 s; ``docs/laic.md``).
     progress : callable, optional
         ``progress(done, total)`` after each plane (in-memory images only).
 
