@@ -258,14 +258,14 @@ def test_fast_gain_follows_a_bright_objects_edge_without_a_ring():
 
     clean = cell().astype(np.float64) / 255.0
     dark = degrade(clean, k=1 / 30, r=1.3, seed=0).dark
-    # 0.36 MP: the fast method; a budget that lets the edge turn pixel-fine
-    result = laic(dark, bits=8, max_regions=8192)
+    # 0.36 MP: the fast method, refining along the gain's largest steps
+    result = laic(dark, bits=8, refine_edges=True)
     assert result.method == "fast" and result.rank_preserved == pytest.approx(1.0, abs=2e-3)
     ring, rest = _ring_and_background_gain(result.gain, clean)
     # the lifted background's gain reaches the object's edge (it stopped ~18 px short,
     # ring gain 0.54 of the background's, when refinement stopped at 21-px blocks)
     assert ring >= 0.95 * rest
-    coarse = laic(dark, bits=8, max_regions=900)  # one level only: the ring is back
+    coarse = laic(dark, bits=8)  # stops at the first level (21-px blocks): the ring is there
     ring_coarse, rest_coarse = _ring_and_background_gain(coarse.gain, clean)
     assert ring_coarse < 0.7 * rest_coarse
 
@@ -274,10 +274,17 @@ def test_over_budget_refinement_splits_the_largest_steps_first():
     from napari_lowlight.data import cell
 
     dark = degrade(cell().astype(np.float64) / 255.0, k=1 / 30, r=1.3, seed=0).dark
-    result = laic(dark, bits=8, max_regions=2000)
+    result = laic(dark, bits=8, max_regions=2000, refine_edges=True)
     levels = result.info[0]["levels"]
     # more than one level although splitting every marked block would exceed the budget
     assert len(levels) >= 3
     assert all(level["regions"] <= 2000 for level in levels if "regions" in level)
     blocks = [level["block"] for level in levels]
     assert blocks == sorted(blocks, reverse=True) and blocks[-1] < blocks[0]
+    # without refine_edges the refinement stops where the budget would be exceeded
+    assert len(laic(dark, bits=8, max_regions=2000).info[0]["levels"]) == 1
+
+
+def test_refine_edges_must_be_a_bool():
+    with pytest.raises(TypeError, match="refine_edges"):
+        laic(np.full((8, 8), 0.2), refine_edges="yes")
