@@ -9,7 +9,7 @@ Inputs (whatever is present; none is used for training or tuning the dequantizer
 - the bundled cell sample captured in the paper's global low light (k = 1/30, r = 1.3).
 
 Methods: uniform gain (bright end to 1), CLAHE, LIME, LAIC, LAIC + dequantizer
-(``enhance``), ``enhance`` with the Enhance preset for the data (photograph for the deep
+(``enhance``), LAIC with ``refine_edges=True``, ``enhance`` with the Enhance preset for the data (photograph for the deep
 field, microscope for the rest), and with ``--before PATH`` the same LAIC / enhance from another source
 tree (e.g. a ``git worktree`` of the commit before a change) for before/after numbers.
 
@@ -152,6 +152,8 @@ def main():
         timed("LIME", lambda: lime(values, channel_axis=axis))
         timed("LAIC", lambda: nl.laic(raw, channel_axis=axis).enhanced)
         timed("LAIC + dequantizer", lambda: nl.enhance(raw, channel_axis=axis))
+        timed("LAIC, refine_edges", lambda: nl.laic(raw, channel_axis=axis,
+                                                     refine_edges=True).enhanced)
         # the Enhance widget's preset for this kind of data (bits from the data here)
         timed(f"Enhance ({preset})",
               lambda: nl.enhance(raw, channel_axis=axis, preset=preset, bits=None))

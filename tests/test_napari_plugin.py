@@ -186,6 +186,24 @@ def test_laic_widget_adds_enhanced_and_gain(make_napari_viewer, qtbot, errors):
     assert widget.status.value.startswith("done (fast)")
 
 
+def test_laic_widget_refine_edges_reaches_laic(make_napari_viewer, qtbot, errors):
+    from napari_lowlight import laic
+    from napari_lowlight.plugin._laic_widget import LAICWidget
+
+    viewer = make_napari_viewer()
+    capture = dark_layer_data()
+    viewer.add_image(capture.dark, name="dark", metadata={"quantization": capture.quantization})
+    widget = LAICWidget(viewer)
+    widget.method.value = "fast"
+    widget.refine_edges.value = True
+    assert widget.run() is not None
+    wait_for_job(qtbot, widget)
+    assert errors == []
+    expected = laic(capture.dark, method="fast", bits=10, refine_edges=True)
+    np.testing.assert_allclose(viewer.layers["gain"].data, expected.gain)
+    assert viewer.layers["enhanced"].metadata["napari_lowlight"]["refine_edges"] is True
+
+
 def test_laic_widget_cancel_between_planes(make_napari_viewer, qtbot, errors):
     from napari_lowlight.plugin._laic_widget import LAICWidget
 

@@ -64,9 +64,13 @@ class LAICWidget(StepWidget):
             label="one gain for all planes", value=False,
             tooltip="For time series: the same gain on every plane (no flicker)",
         )
+        self.refine_edges = CheckBox(
+            label="refine along bright edges", value=False,
+            tooltip="Let the gain turn pixel-fine along bright objects' edges (the fast "
+            "method): no dark ring around them, at several times the time")
         super().__init__(viewer, [self.bits, self.black_level, self.method,
                                   self.contrast_weight, self.window_radius, self.shading,
-                                  self.max_gain, self.shared_gain])
+                                  self.max_gain, self.shared_gain, self.refine_edges])
 
     def parameters(self) -> dict:
         params = {
@@ -76,6 +80,7 @@ class LAICWidget(StepWidget):
             "max_gain": float(self.max_gain.value) or None,
             "shared_gain": bool(self.shared_gain.value),
             "shading": float(self.shading.value),
+            "refine_edges": bool(self.refine_edges.value),
         }
         camera = camera_options(self.bits, self.black_level)
         if camera["black_level"] is not None:
