@@ -101,11 +101,14 @@ def solve_fast(
         # A region's priority is its largest relative gain step to a neighbour: where a
         # bright object's capped gain meets a lifted background, a coarse block carries
         # the object's gain into the background (a dark ring), so those are split first.
-        step = np.abs(gains[pa] - gains[pb]) / scale
+        step = np.abs(gains[pa] - gains[pb])
         priority = np.zeros(n_regions)
-        np.maximum.at(priority, pa, step)
-        np.maximum.at(priority, pb, step)
-        marked = priority > 1e-6
+        np.maximum.at(priority, pa, step / scale)
+        np.maximum.at(priority, pb, step / scale)
+        jump = step > 1e-6 * scale
+        marked = np.zeros(n_regions, dtype=bool)
+        marked[pa[jump]] = True
+        marked[pb[jump]] = True
         upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
         sizes = np.bincount(labels.ravel(), minlength=n_regions)
         # held down by its brightest pixel (not by the max_gain ceiling, which splitting
@@ -133,9 +136,13 @@ def solve_fast(
             break
         # regions each marked region adds when split into its sub-blocks
         added = np.bincount(sub_region, minlength=n_regions) - 1
-        if n_regions + int(added[marked].sum()) > max_regions:
-            if not prioritise:
+        if not prioritise:
+            # the original rule: an estimate of the next level's regions from the marked
+            # pixels (kept so that results without prioritising do not change)
+            n_marked_pixels = int(np.count_nonzero(marked[labels]))
+            if n_regions + n_marked_pixels // (block * block) > max_regions:
                 break
+        elif n_regions + int(added[marked].sum()) > max_regions:
             # Over budget: split the marked regions in order (capped ones, then the
             # largest steps) while they fit, instead of stopping the refinement everywhere.
             order = np.flatnonzero(marked)
