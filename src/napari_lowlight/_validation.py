@@ -16,6 +16,7 @@ __all__ = [
     "as_float_image",
     "check_bits",
     "check_channel_axis",
+    "check_int",
     "check_real",
     "float_dtype_for",
 ]
@@ -43,14 +44,56 @@ def check_real(
     return value
 
 
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None,
+              allow_none: bool = False) -> int | None:
+    """Return ``value`` as a Python int after checking it is an integer in range.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.  Any ``numbers.Integral`` (Python or NumPy integers) is
+        accepted; ``bool`` is not (``True`` is an integer to Python, never to a caller).
+    name : str
+        The parameter's name, used in the error messages.
+    low, high : int, optional
+        Inclusive bounds; None leaves that side open.
+    allow_none : bool
+        Accept None (and return it), for parameters where None means "choose for me".
+
+    Returns
+    -------
+    int, or None when ``value`` is None and ``allow_none``
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (a float such as ``8.0`` included).
+    ValueError
+        If ``value`` lies outside ``low..high``.
+    """
+    if low is not None and high is not None:
+        span = f"in {low}..{high}"
+    elif low is not None:
+        span = f">= {low}"
+    elif high is not None:
+        span = f"<= {high}"
+    else:
+        span = ""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        wanted = f"an integer {span}" if span else "an integer"
+        wanted += " or None" if allow_none else ""
+        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be {span}, got {value}")
+    return value
+
+
 def check_bits(bits) -> int:
     """Return ``bits`` as an int after checking it is an integer in 1..16."""
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral):
-        raise TypeError(f"bits must be an integer in 1..16, got {type(bits).__name__} {bits!r}")
-    bits = int(bits)
-    if not 1 <= bits <= 16:
-        raise ValueError(f"bits must be in 1..16, got {bits}")
-    return bits
+    return check_int(bits, "bits", low=1, high=16)
 
 
 def check_channel_axis(shape: tuple[int, ...], channel_axis, *, min_spatial_ndim: int = 2):
