@@ -2,6 +2,7 @@
 clear error before any work or file is written, and nothing the user did not name is
 overwritten."""
 
+import functools
 import json
 import os
 import struct
@@ -86,7 +87,9 @@ def test_unwritable_outputs_are_refused_before_computing(photo, tmp_path, capsys
     (tmp_path / "folder").mkdir()
     calls = []
     real = formation.degrade
-    monkeypatch.setattr(formation, "degrade", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # wraps: the spy keeps degrade's signature, from which the CLI reads its defaults
+    monkeypatch.setattr(formation, "degrade", functools.wraps(real)(
+        lambda *a, **k: calls.append(1) or real(*a, **k)))
     before = listing(tmp_path)
     code, err = run(capsys, *[a.format(photo=photo, tmp=tmp_path) for a in argv])
     if words is None:  # a display image may be JPEG: this one works

@@ -71,6 +71,8 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
     ValueError
         If ``value`` lies outside ``low..high``.
     """
+    if value is None and allow_none:
+        return None
     if low is not None and high is not None:
         span = f"in {low}..{high}"
     elif low is not None:
@@ -79,8 +81,6 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
         span = f"<= {high}"
     else:
         span = ""
-    if value is None and allow_none:
-        return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         wanted = f"an integer {span}" if span else "an integer"
         wanted += " or None" if allow_none else ""

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_int
 from .intensity import to_intensity
 
 __all__ = ["STEPS", "BatchSource", "open_source", "open_sources", "plane_result", "run_batch",
@@ -674,9 +675,8 @@ def run_batch(inputs, out, *, steps=("laic", "dequantize"), scheduler="local",
     if not steps or unknown:
         raise ValueError(f"steps must be a non-empty subset of {STEPS}, got {list(steps)}")
     steps = tuple(step for step in STEPS if step in steps)
-    for label, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    workers = check_int(workers, "workers", low=1)
+    threads_per_worker = check_int(threads_per_worker, "threads_per_worker", low=1)
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise ValueError("no inputs given")

@@ -6,13 +6,31 @@ degrade IN OUT [options]
     Simulate a low-light capture of an image file.
 laic IN OUT [options]
     Compensate uneven low light with a locally adaptive gain.
+enhance IN OUT [options]
+    LAIC, then the dequantizer: the one-click restoration of a dark image file.
+dequantize IN OUT [options]
+    Restore the detail a quantized image lost, with the trained network.
+evaluate [--images DIR...] [--test-set] [options]
+    Compare every method on synthetic captures of your images.
+train --out RUN [options]
+    Train (or resume) the dequantizer.
+export RUN [options]
+    Make a trained run's generator a named model.
 demo [--out DIR]
     Run the pipeline on a bundled sample and write images and a comparison figure.
+batch IN... --out OUT.zarr [options]
+    Process image stacks plane by plane on a dask cluster into zarr.
+
+Each subcommand has a function that adds its parser (``_add_<command>``) and one that
+runs it (``_run_<command>``), which the parser's ``func`` default names.  Where an
+option's default is a core function's, it is read from that function
+(:func:`_default`), so that the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from fractions import Fraction
@@ -44,6 +62,24 @@ def _channel_axis(text: str):
         ) from None
 
 
+def _noise_value(text: str):
+    """``--noise``: "auto" or a number of levels in 0..8."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of levels, got {text!r}")
+    if not 0.0 <= value <= 8.0:
+        raise argparse.ArgumentTypeError(f"noise must be in 0..8 levels, got {value}")
+    return value
+
+
+def _default(function, parameter: str):
+    """The default of ``function``'s ``parameter`` (the core states it once; the CLI reads it)."""
+    return inspect.signature(function).parameters[parameter].default
+
+
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
     """--channel-axis and --overwrite, shared by the commands that turn a file into a file."""
     parser.add_argument(
@@ -64,251 +100,21 @@ def _add_camera_options(parser: argparse.ArgumentParser) -> None:
                         "first (default none)")
 
 
-def _add_restore_commands(sub) -> None:
-    """`enhance` and `dequantize`: single files (or stacks) in, restored images out."""
-    from .presets import PRESETS
-
-    enh = sub.add_parser(
-        "enhance",
-        help="LAIC then the dequantizer on a dark image file (one click)",
-        description="Brighten a dark capture with LAIC and restore the detail lost to "
-        "quantization with the trained network. OUT .tif keeps the quantization (reopens in "
-        "napari and in `dequantize` exactly); .png writes an 8-bit display image.",
-    )
-    enh.add_argument("input", type=Path, metavar="IN", help="dark image file (camera counts "
-                     "or float)")
-    enh.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
-    enh.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                     help="named settings (bits, shading, shared gain); explicit options win")
-    _add_camera_options(enh)
-    enh.add_argument("--shading", type=float, default=None,
-                     help="fraction of the smooth illumination divided out, 0..1 (default: "
-                     "the preset's, else 0)")
-    enh.add_argument("--contrast-weight", type=float, default=None,
-                     help="LAIC's local-contrast reward (default 1)")
-    enh.add_argument("--shared-gain", action="store_true",
-                     help="one gain for every plane of a stack (time series)")
-    _add_model_options(enh)
-    enh.add_argument("--gain", type=Path, default=None, metavar="PATH",
-                     help="also write the gain map (.tif)")
-    _add_file_options(enh)
-
-    deq = sub.add_parser(
-        "dequantize",
-        help="restore the detail a quantized image lost (the trained network)",
-        description="Dequantize IN: a TIFF written by napari-lowlight (laic/enhance/napari) "
-        "carries its quantization; any other image is taken as its own capture (its levels "
-        "at --bits, k = 1, r = 1).",
-    )
-    deq.add_argument("input", type=Path, metavar="IN", help="image file")
-    deq.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
-    _add_camera_options(deq)
-    _add_model_options(deq)
-    _add_file_options(deq)
-
-
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
+    """--model, --device and --noise: the dequantizer's options (``pipeline.dequantize``)."""
+    from .pipeline import dequantize
+
+    parser.add_argument("--model", default=_default(dequantize, "model"),
                         help="dequantizer model name or .safetensors file (default: default)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (CUDA when present), cpu, cuda, ... (default auto)")
-    parser.add_argument("--noise", type=_noise_value, default="auto", metavar="LEVELS",
+    device = _default(dequantize, "device")
+    parser.add_argument("--device", default=device,
+                        help=f"auto (CUDA when present), cpu, cuda, ... (default {device})")
+    parser.add_argument("--noise", type=_noise_value, default=_default(dequantize, "noise"),
+                        metavar="LEVELS",
                         help="the capture's sensor noise in its own levels: the projection "
                         "lets each pixel lie that far outside its quantization interval; "
                         "0: every pixel consistent with its level; auto (default): judged "
                         "from the network's output")
-
-
-def _noise_value(text: str):
-    """``--noise``: "auto" or a number of levels in 0..8."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto or a number of levels, got {text!r}")
-    if not 0.0 <= value <= 8.0:
-        raise argparse.ArgumentTypeError(f"noise must be in 0..8 levels, got {value}")
-    return value
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="napari-lowlight",
-        description="Restore images taken in low or uneven light.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    deg = sub.add_parser(
-        "degrade",
-        help="simulate a low-light capture of an image file",
-        description="Simulate a dark capture (Eq. 6) of IN and write it to OUT; optionally "
-        "write the re-exposed image (Eq. 7) too. TIFF, PNG and JPEG inputs.",
-    )
-    deg.add_argument("input", type=Path, metavar="IN", help="normally exposed image file")
-    deg.add_argument("output", type=Path, metavar="OUT", help="dark capture (.tif or .png)")
-    deg.add_argument("--k", type=_fraction, default=1 / 30, help="dimming factor in (0, 1], e.g. 1/30 (default)")
-    deg.add_argument("--r", type=float, default=1.3, help="gamma ratio g2/g1 > 0 (default 1.3)")
-    deg.add_argument("--sigma", type=float, default=0.25, help="noise std in quantization steps (default 0.25)")
-    deg.add_argument("--bits", type=int, default=8, help="bit depth of the capture, 1..16 (default 8)")
-    deg.add_argument(
-        "--dimming", choices=("none", "vignette", "random"), default="none",
-        help="uneven light pattern (default none)",
-    )
-    deg.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
-    deg.add_argument("--reexposed", type=Path, default=None, metavar="PATH",
-                     help="also write the re-exposed image here")
-    _add_file_options(deg)
-
-    comp = sub.add_parser(
-        "laic",
-        help="compensate uneven low light (LAIC) in an image file",
-        description="Brighten a dark image with a locally adaptive gain (LAIC, a HiGHS linear "
-        "program) and write the enhanced image to OUT (.tif: float32; .png: 8-bit display).",
-    )
-    comp.add_argument("input", type=Path, metavar="IN", help="dark image file")
-    comp.add_argument("output", type=Path, metavar="OUT", help="enhanced image (.tif or .png)")
-    comp.add_argument("--method", choices=("auto", "exact", "fast"), default="auto",
-                      help="exact LP, fast multilevel, or auto (exact up to 64x64; default)")
-    comp.add_argument("--contrast-weight", type=float, default=1.0,
-                      help="local-contrast reward on the uniformly brightened image (default 1)")
-    comp.add_argument("--window-radius", type=int, default=2, help="local-mean window radius, px (default 2)")
-    comp.add_argument("--max-gain", type=float, default=None,
-                      help="largest gain (default: what takes the bright end to full scale, "
-                      "up to 2x that in dark regions)")
-    comp.add_argument("--shared-gain", action="store_true", help="one gain for every plane of a stack")
-    _add_camera_options(comp)
-    comp.add_argument("--shading", type=float, default=0.0,
-                      help="fraction of the estimated smooth illumination divided out first, "
-                      "0..1 (default 0: the paper's LAIC; 1 takes a vignette out)")
-    comp.add_argument("--gain", type=Path, default=None, metavar="PATH",
-                      help="also write the gain map (.tif)")
-    _add_file_options(comp)
-
-    _add_restore_commands(sub)
-
-    ev = sub.add_parser(
-        "evaluate",
-        help="compare every method on synthetic captures of your images",
-        description="Capture each image in the paper's global and/or local low light, run "
-        "every method, and write results.csv, results.md and figures/ to OUT.",
-    )
-    ev.add_argument("--images", type=Path, nargs="*", default=[], metavar="DIR",
-                    help="folders (or files) of normally exposed images")
-    ev.add_argument("--test-set", action="store_true",
-                    help="also use the bundled photograph and microscopy image and "
-                    "scikit-image's camera, astronaut and chelsea (no download), and enhance "
-                    "the bundled real dim image (Hubble deep field crop) with every method")
-    ev.add_argument("--setting", choices=("global", "local", "both"), default="both",
-                    help="low-light setting of the synthetic captures: the paper's global "
-                    "(uniform dimming), local (uneven dimming) or both (default)")
-    ev.add_argument("--methods", default="all",
-                    help="comma-separated methods or 'all' (default); see --list-methods")
-    ev.add_argument("--list-methods", action="store_true", help="print the methods and exit")
-    ev.add_argument("--max-size", type=int, default=256,
-                    help="resize images so the longer side is at most this (default 256)")
-    ev.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
-
-    tr = sub.add_parser(
-        "train",
-        help="train the dequantizer on synthetic pairs (resumable)",
-        description="Train (or resume) the dequantizer in RUN on pairs made on the fly from "
-        "ordinary images. Re-running the same command continues from the last checkpoint.",
-    )
-    tr.add_argument("--data", type=Path, nargs="*", default=[], metavar="DIR",
-                    help="folders of ordinary images (PNG/JPEG/TIFF, searched recursively)")
-    tr.add_argument("--test-set", action="store_true",
-                    help="add scikit-image's bundled natural images (no download)")
-    tr.add_argument("--validation", default=",".join(VALIDATION_IMAGES),
-                    help="comma-separated image names (scikit-image names as skimage:NAME, "
-                    "files by their name) held out for validation (default: the project's "
-                    "validation set, docs/dequantizer.md)")
-    tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    tr.add_argument("--steps", type=int, default=3000,
-                    help="total training steps, fine-tuning included (default 3000)")
-    tr.add_argument("--pretrain-steps", type=int, default=None,
-                    help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
-    tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
-    tr.add_argument("--width", type=int, default=32, help="feature channels (usual: 64)")
-    tr.add_argument("--context-sigmas", type=float, nargs="*", default=[], metavar="PX",
-                    help="Gaussian scales (px) of the wide-context inputs of a v2 network "
-                    "(default none: the v1 network)")
-    tr.add_argument("--init-from", default=None, metavar="MODEL",
-                    help="start from these weights (a shipped model's name or a .safetensors "
-                    "file; a v1 model can seed a v2 network of the same depth and width)")
-    tr.add_argument("--learning-rate", type=float, default=2e-4, help="Adam step size")
-    tr.add_argument("--batch", type=int, default=16, help="pairs per step")
-    tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
-    tr.add_argument("--seed", type=int, default=0,
-                    help="seed of the weights' initialisation and the training pairs (default 0)")
-    tr.add_argument("--config", type=Path, default=None, metavar="JSON",
-                    help="a whole training configuration (a run's config.json, e.g. "
-                    "scripts/train-configs/unet-v2.json); replaces --steps, --depth, --width, "
-                    "--learning-rate, --batch, --crop, --seed and --context-sigmas")
-    tr.add_argument("--workers", type=int, default=0,
-                    help="processes making the training pairs (runs whose configuration has "
-                    "per_step_seeds; default 0: in this process)")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    tr.add_argument("--max-minutes", type=float, default=None,
-                    help="stop (checkpointed) after this long; run again to continue")
-
-    ex = sub.add_parser("export", help="make a trained run's generator a named model",
-                        description="Copy RUN's generator into your model folder (or "
-                        "--weights-dir) as NAME, record its sha256 in models.json and write "
-                        "its model card; dequantize(model=NAME) then finds it. --list shows "
-                        "the shipped and your models.")
-    ex.add_argument("run", type=Path, metavar="RUN", nargs="?",
-                    help="the run folder of `train --out` (not needed with --list)")
-    ex.add_argument("--name", default=None, help="model name (default: RUN's folder name)")
-    ex.add_argument("--weights-dir", type=Path, default=None,
-                    help="default: your model folder ($NAPARI_LOWLIGHT_MODELS, else the "
-                    "platform's data folder); the repository's weights/ needs --overwrite")
-    ex.add_argument("--overwrite", action="store_true", help="replace a model of that name")
-    ex.add_argument("--list", action="store_true", help="list the models and exit")
-    ex.add_argument("--phase", choices=("final", "pretrained"), default="final",
-                    help="the fine-tuned generator (default) or the one before fine-tuning")
-
-    demo = sub.add_parser(
-        "demo",
-        help="run the pipeline on a bundled sample",
-        description="Degrade the bundled photograph in global and uneven low light and "
-        "write the images, a comparison figure and the measured numbers.",
-    )
-    demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-
-    batch = sub.add_parser(
-        "batch",
-        help="process image stacks plane by plane on a dask cluster into zarr",
-        description="Run LAIC and/or the dequantizer on every plane of folders of images, "
-        "TIFF/OME-TIFF stacks and zarr arrays, spread over a dask.distributed cluster, into a "
-        "chunked zarr store. Rerunning the same command skips finished planes.",
-    )
-    batch.add_argument("inputs", type=Path, nargs="+", metavar="IN",
-                       help="folder of images, TIFF stack or zarr array")
-    batch.add_argument("--out", type=Path, required=True, metavar="OUT.zarr",
-                       help="zarr store written (and resumed) plane by plane")
-    batch.add_argument("--steps", default="laic,dequantize",
-                       help="comma-separated: laic, dequantize (default both)")
-    batch.add_argument("--scheduler", default="local", metavar="ADDRESS|local",
-                       help="'local' starts a LocalCluster; else a scheduler address, "
-                       "e.g. tcp://10.0.0.5:8786 (default local)")
-    batch.add_argument("--workers", type=int, default=2,
-                       help="worker processes of the local cluster (default 2)")
-    batch.add_argument("--threads-per-worker", type=int, default=1,
-                       help="threads of each local worker (default 1)")
-    batch.add_argument("--model", default="default", help="dequantizer model name or path")
-    batch.add_argument("--device", default="auto", help="auto (a worker's GPU if any), cpu, cuda")
-    batch.add_argument("--bits", type=int, default=None,
-                       help="bit depth of the captures (default: from the dtype)")
-    batch.add_argument("--restart", action="store_true",
-                       help="discard what OUT holds from an earlier run and start over (a "
-                       "resume with other inputs or settings is refused without it)")
-    return parser
 
 
 def _check_outputs(inputs: list[Path], outputs: list, overwrite: bool) -> None:
@@ -325,6 +131,129 @@ def _resolve_channel_axis(choice, image, colour: bool | None = None):
     if choice == "auto":
         return guess_channel_axis(image) if colour is None else (-1 if colour else None)
     return None if choice == "none" else choice
+
+
+def _write_restored(path: Path, image, quantization, metadata: dict, alpha) -> None:
+    """TIFF: the image with its quantization (reopens exactly); other formats: display."""
+    from .io import write_image
+    from .quantized_tiff import write_quantized_tiff
+
+    if path.suffix.lower() in (".tif", ".tiff") and alpha is None:
+        write_quantized_tiff(path, image, quantization, metadata=metadata)
+    else:
+        write_image(path, image, metadata=metadata, alpha=alpha)
+
+
+def _add_degrade(sub) -> None:
+    from .formation import degrade
+
+    deg = sub.add_parser(
+        "degrade",
+        help="simulate a low-light capture of an image file",
+        description="Simulate a dark capture (Eq. 6) of IN and write it to OUT; optionally "
+        "write the re-exposed image (Eq. 7) too. TIFF, PNG and JPEG inputs.",
+    )
+    deg.add_argument("input", type=Path, metavar="IN", help="normally exposed image file")
+    deg.add_argument("output", type=Path, metavar="OUT", help="dark capture (.tif or .png)")
+    deg.add_argument("--k", type=_fraction, default=_default(degrade, "k"),
+                     help="dimming factor in (0, 1], e.g. 1/30 (default)")
+    r, sigma, bits = (_default(degrade, name) for name in ("r", "sigma", "bits"))
+    deg.add_argument("--r", type=float, default=r, help=f"gamma ratio g2/g1 > 0 (default {r:g})")
+    deg.add_argument("--sigma", type=float, default=sigma,
+                     help=f"noise std in quantization steps (default {sigma:g})")
+    deg.add_argument("--bits", type=int, default=bits,
+                     help=f"bit depth of the capture, 1..16 (default {bits})")
+    deg.add_argument(
+        "--dimming", choices=("none", "vignette", "random"), default="none",
+        help="uneven light pattern (default none)",
+    )
+    deg.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    deg.add_argument("--reexposed", type=Path, default=None, metavar="PATH",
+                     help="also write the re-exposed image here")
+    _add_file_options(deg)
+    deg.set_defaults(func=_run_degrade)
+
+
+def _run_degrade(args) -> int:
+    from .formation import degrade
+    from .io import check_memory, load_image, probe_image, write_image
+    from .outputs import Output
+
+    info = probe_image(args.input)  # the header: nothing decoded yet
+    check_memory(info.shape, what=str(args.input))
+    _check_outputs([args.input], [
+        Output(args.output, "OUT", shape=info.shape, bits=args.bits, alpha=info.alpha),
+        args.reexposed and Output(args.reexposed, "--reexposed", shape=info.shape,
+                                  alpha=info.alpha)], args.overwrite)
+    loaded = load_image(args.input)
+    image = loaded.image
+    channel_axis = _resolve_channel_axis(args.channel_axis, image, loaded.colour)
+    result = degrade(
+        image,
+        k=args.k,
+        r=args.r,
+        sigma=args.sigma,
+        bits=args.bits,
+        dimming=None if args.dimming == "none" else args.dimming,
+        seed=args.seed,
+        channel_axis=channel_axis,
+    )
+    metadata = {
+        "napari_lowlight": "degrade",
+        "source": str(args.input),
+        "k": result.k,
+        "r": result.r,
+        "sigma": result.sigma,
+        "bits": result.bits,
+        "dimming": args.dimming,
+        "seed": args.seed,
+        "channel_axis": result.channel_axis,
+    }
+    write_image(args.output, result.dark, bits=result.bits, metadata=metadata,
+                alpha=loaded.alpha)
+    print(f"wrote dark capture {args.output}")
+    if args.reexposed:
+        write_image(args.reexposed, result.reexposed, metadata={**metadata, "image": "reexposed"},
+                    alpha=loaded.alpha)
+        print(f"wrote re-exposed image {args.reexposed}")
+    return 0
+
+
+def _add_laic(sub) -> None:
+    from .compensation import laic
+
+    comp = sub.add_parser(
+        "laic",
+        help="compensate uneven low light (LAIC) in an image file",
+        description="Brighten a dark image with a locally adaptive gain (LAIC, a HiGHS linear "
+        "program) and write the enhanced image to OUT (.tif: float32; .png: 8-bit display).",
+    )
+    comp.add_argument("input", type=Path, metavar="IN", help="dark image file")
+    comp.add_argument("output", type=Path, metavar="OUT", help="enhanced image (.tif or .png)")
+    comp.add_argument("--method", choices=("auto", "exact", "fast"),
+                      default=_default(laic, "method"),
+                      help="exact LP, fast multilevel, or auto (exact up to 64x64; default)")
+    weight = _default(laic, "contrast_weight")
+    comp.add_argument("--contrast-weight", type=float, default=weight,
+                      help="local-contrast reward on the uniformly brightened image "
+                      f"(default {weight:g})")
+    radius = _default(laic, "window_radius")
+    comp.add_argument("--window-radius", type=int, default=radius,
+                      help=f"local-mean window radius, px (default {radius})")
+    comp.add_argument("--max-gain", type=float, default=_default(laic, "max_gain"),
+                      help="largest gain (default: what takes the bright end to full scale, "
+                      "up to 2x that in dark regions)")
+    comp.add_argument("--shared-gain", action="store_true",
+                      help="one gain for every plane of a stack")
+    _add_camera_options(comp)
+    shading = _default(laic, "shading")
+    comp.add_argument("--shading", type=float, default=shading,
+                      help="fraction of the estimated smooth illumination divided out first, "
+                      f"0..1 (default {shading:g}: the paper's LAIC; 1 takes a vignette out)")
+    comp.add_argument("--gain", type=Path, default=None, metavar="PATH",
+                      help="also write the gain map (.tif)")
+    _add_file_options(comp)
+    comp.set_defaults(func=_run_laic)
 
 
 def _run_laic(args) -> int:
@@ -377,15 +306,37 @@ def _run_laic(args) -> int:
     return 0
 
 
-def _write_restored(path: Path, image, quantization, metadata: dict, alpha) -> None:
-    """TIFF: the image with its quantization (reopens exactly); other formats: display."""
-    from .io import write_image
-    from .quantized_tiff import write_quantized_tiff
+def _add_enhance(sub) -> None:
+    from .compensation import laic
+    from .presets import PRESETS
 
-    if path.suffix.lower() in (".tif", ".tiff") and alpha is None:
-        write_quantized_tiff(path, image, quantization, metadata=metadata)
-    else:
-        write_image(path, image, metadata=metadata, alpha=alpha)
+    enh = sub.add_parser(
+        "enhance",
+        help="LAIC then the dequantizer on a dark image file (one click)",
+        description="Brighten a dark capture with LAIC and restore the detail lost to "
+        "quantization with the trained network. OUT .tif keeps the quantization (reopens in "
+        "napari and in `dequantize` exactly); .png writes an 8-bit display image.",
+    )
+    enh.add_argument("input", type=Path, metavar="IN", help="dark image file (camera counts "
+                     "or float)")
+    enh.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
+    enh.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                     help="named settings (bits, shading, shared gain); explicit options win")
+    _add_camera_options(enh)
+    # None here means "the preset's, else LAIC's own default", which the help text states
+    enh.add_argument("--shading", type=float, default=None,
+                     help="fraction of the smooth illumination divided out, 0..1 (default: "
+                     f"the preset's, else {_default(laic, 'shading'):g})")
+    enh.add_argument("--contrast-weight", type=float, default=None,
+                     help="LAIC's local-contrast reward "
+                     f"(default {_default(laic, 'contrast_weight'):g})")
+    enh.add_argument("--shared-gain", action="store_true",
+                     help="one gain for every plane of a stack (time series)")
+    _add_model_options(enh)
+    enh.add_argument("--gain", type=Path, default=None, metavar="PATH",
+                     help="also write the gain map (.tif)")
+    _add_file_options(enh)
+    enh.set_defaults(func=_run_enhance)
 
 
 def _run_enhance(args) -> int:
@@ -413,7 +364,8 @@ def _run_enhance(args) -> int:
     metadata = {"napari_lowlight": "enhance", "source": str(args.input),
                 "preset": args.preset, **{k: v for k, v in options.items()},
                 "intensity": compensated.intensity.as_dict(), "model": args.model or "default",
-                "noise": args.noise, "rank_preserved": compensated.rank_preserved, "step": "enhance"}
+                "noise": args.noise, "rank_preserved": compensated.rank_preserved,
+                "step": "enhance"}
     _write_restored(args.output, restored, compensated.quantization, metadata, loaded.alpha)
     print(f"wrote restored image {args.output} ({compensated.intensity.bits}-bit"
           f"{' inferred' if compensated.intensity.bits_inferred else ''}; gain "
@@ -423,6 +375,22 @@ def _run_enhance(args) -> int:
         write_image(args.gain, compensated.gain, metadata={**metadata, "image": "gain"})
         print(f"wrote gain map {args.gain}")
     return 0
+
+
+def _add_dequantize(sub) -> None:
+    deq = sub.add_parser(
+        "dequantize",
+        help="restore the detail a quantized image lost (the trained network)",
+        description="Dequantize IN: a TIFF written by napari-lowlight (laic/enhance/napari) "
+        "carries its quantization; any other image is taken as its own capture (its levels "
+        "at --bits, k = 1, r = 1).",
+    )
+    deq.add_argument("input", type=Path, metavar="IN", help="image file")
+    deq.add_argument("output", type=Path, metavar="OUT", help="restored image (.tif or .png)")
+    _add_camera_options(deq)
+    _add_model_options(deq)
+    _add_file_options(deq)
+    deq.set_defaults(func=_run_dequantize)
 
 
 def _run_dequantize(args) -> int:
@@ -473,49 +441,33 @@ def _run_dequantize(args) -> int:
     return 0
 
 
-def _run_degrade(args) -> int:
-    from .formation import degrade
-    from .io import check_memory, load_image, probe_image, write_image
-    from .outputs import Output
+def _add_evaluate(sub) -> None:
+    from .evaluation import evaluate
 
-    info = probe_image(args.input)  # the header: nothing decoded yet
-    check_memory(info.shape, what=str(args.input))
-    _check_outputs([args.input], [
-        Output(args.output, "OUT", shape=info.shape, bits=args.bits, alpha=info.alpha),
-        args.reexposed and Output(args.reexposed, "--reexposed", shape=info.shape,
-                                  alpha=info.alpha)], args.overwrite)
-    loaded = load_image(args.input)
-    image = loaded.image
-    channel_axis = _resolve_channel_axis(args.channel_axis, image, loaded.colour)
-    result = degrade(
-        image,
-        k=args.k,
-        r=args.r,
-        sigma=args.sigma,
-        bits=args.bits,
-        dimming=None if args.dimming == "none" else args.dimming,
-        seed=args.seed,
-        channel_axis=channel_axis,
+    ev = sub.add_parser(
+        "evaluate",
+        help="compare every method on synthetic captures of your images",
+        description="Capture each image in the paper's global and/or local low light, run "
+        "every method, and write results.csv, results.md and figures/ to OUT.",
     )
-    metadata = {
-        "napari_lowlight": "degrade",
-        "source": str(args.input),
-        "k": result.k,
-        "r": result.r,
-        "sigma": result.sigma,
-        "bits": result.bits,
-        "dimming": args.dimming,
-        "seed": args.seed,
-        "channel_axis": result.channel_axis,
-    }
-    write_image(args.output, result.dark, bits=result.bits, metadata=metadata,
-                alpha=loaded.alpha)
-    print(f"wrote dark capture {args.output}")
-    if args.reexposed:
-        write_image(args.reexposed, result.reexposed, metadata={**metadata, "image": "reexposed"},
-                    alpha=loaded.alpha)
-        print(f"wrote re-exposed image {args.reexposed}")
-    return 0
+    ev.add_argument("--images", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="folders (or files) of normally exposed images")
+    ev.add_argument("--test-set", action="store_true",
+                    help="also use the bundled photograph and microscopy image and "
+                    "scikit-image's camera, astronaut and chelsea (no download), and enhance "
+                    "the bundled real dim image (Hubble deep field crop) with every method")
+    ev.add_argument("--setting", choices=("global", "local", "both"), default="both",
+                    help="low-light setting of the synthetic captures: the paper's global "
+                    "(uniform dimming), local (uneven dimming) or both (default)")
+    ev.add_argument("--methods", default="all",
+                    help="comma-separated methods or 'all' (default); see --list-methods")
+    ev.add_argument("--list-methods", action="store_true", help="print the methods and exit")
+    ev.add_argument("--max-size", type=int, default=256,
+                    help="resize images so the longer side is at most this (default 256)")
+    seed = _default(evaluate, "seed")
+    ev.add_argument("--seed", type=int, default=seed, help=f"noise seed (default {seed})")
+    ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
+    ev.set_defaults(func=_run_evaluate)
 
 
 def _collect_images(args) -> dict:
@@ -604,6 +556,55 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    # The defaults are written here, not read from TrainConfig: that would import torch
+    # for every command, and the command line's own choices (steps, crop, the 5/6
+    # pretraining share) differ from TrainConfig's on purpose.
+    tr = sub.add_parser(
+        "train",
+        help="train the dequantizer on synthetic pairs (resumable)",
+        description="Train (or resume) the dequantizer in RUN on pairs made on the fly from "
+        "ordinary images. Re-running the same command continues from the last checkpoint.",
+    )
+    tr.add_argument("--data", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="folders of ordinary images (PNG/JPEG/TIFF, searched recursively)")
+    tr.add_argument("--test-set", action="store_true",
+                    help="add scikit-image's bundled natural images (no download)")
+    tr.add_argument("--validation", default=",".join(VALIDATION_IMAGES),
+                    help="comma-separated image names (scikit-image names as skimage:NAME, "
+                    "files by their name) held out for validation (default: the project's "
+                    "validation set, docs/dequantizer.md)")
+    tr.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    tr.add_argument("--steps", type=int, default=3000,
+                    help="total training steps, fine-tuning included (default 3000)")
+    tr.add_argument("--pretrain-steps", type=int, default=None,
+                    help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
+    tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
+    tr.add_argument("--width", type=int, default=32, help="feature channels (usual: 64)")
+    tr.add_argument("--context-sigmas", type=float, nargs="*", default=[], metavar="PX",
+                    help="Gaussian scales (px) of the wide-context inputs of a v2 network "
+                    "(default none: the v1 network)")
+    tr.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="start from these weights (a shipped model's name or a .safetensors "
+                    "file; a v1 model can seed a v2 network of the same depth and width)")
+    tr.add_argument("--learning-rate", type=float, default=2e-4, help="Adam step size")
+    tr.add_argument("--batch", type=int, default=16, help="pairs per step")
+    tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
+    tr.add_argument("--seed", type=int, default=0,
+                    help="seed of the weights' initialisation and the training pairs (default 0)")
+    tr.add_argument("--config", type=Path, default=None, metavar="JSON",
+                    help="a whole training configuration (a run's config.json, e.g. "
+                    "scripts/train-configs/unet-v2.json); replaces --steps, --depth, --width, "
+                    "--learning-rate, --batch, --crop, --seed and --context-sigmas")
+    tr.add_argument("--workers", type=int, default=0,
+                    help="processes making the training pairs (runs whose configuration has "
+                    "per_step_seeds; default 0: in this process)")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    tr.add_argument("--max-minutes", type=float, default=None,
+                    help="stop (checkpointed) after this long; run again to continue")
+    tr.set_defaults(func=_run_train)
+
+
 def _run_train(args) -> int:
     import torch
     from tqdm import tqdm
@@ -611,7 +612,6 @@ def _run_train(args) -> int:
     from .dequantizer.data import PairSettings, load_images, test_set_images
     from .dequantizer.inference import resolve_device
     from .dequantizer.training import TrainConfig, train
-
     from .outputs import Output
 
     _check_outputs(args.data, [Output(args.out, "--out", kind="folder")], overwrite=True)
@@ -657,6 +657,26 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    ex = sub.add_parser("export", help="make a trained run's generator a named model",
+                        description="Copy RUN's generator into your model folder (or "
+                        "--weights-dir) as NAME, record its sha256 in models.json and write "
+                        "its model card; dequantize(model=NAME) then finds it. --list shows "
+                        "the shipped and your models.")
+    ex.add_argument("run", type=Path, metavar="RUN", nargs="?",
+                    help="the run folder of `train --out` (not needed with --list)")
+    ex.add_argument("--name", default=None, help="model name (default: RUN's folder name)")
+    ex.add_argument("--weights-dir", type=Path, default=None,
+                    help="default: your model folder ($NAPARI_LOWLIGHT_MODELS, else the "
+                    "platform's data folder); the repository's weights/ needs --overwrite")
+    ex.add_argument("--overwrite", action="store_true", help="replace a model of that name")
+    ex.add_argument("--list", action="store_true", help="list the models and exit")
+    # "final" is export_run's default too; not read from it, as that would import torch
+    ex.add_argument("--phase", choices=("final", "pretrained"), default="final",
+                    help="the fine-tuned generator (default) or the one before fine-tuning")
+    ex.set_defaults(func=_run_export)
+
+
 def _run_export(args) -> int:
     from .dequantizer.export import export_run
 
@@ -677,6 +697,21 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_demo(sub) -> None:
+    from .demo import run_demo
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the pipeline on a bundled sample",
+        description="Degrade the bundled photograph in global and uneven low light and "
+        "write the images, a comparison figure and the measured numbers.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
+    seed = _default(run_demo, "seed")
+    demo.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    demo.set_defaults(func=_run_demo)
+
+
 def _run_demo(args) -> int:
     from .demo import run_demo
     from .outputs import Output
@@ -685,6 +720,43 @@ def _run_demo(args) -> int:
     summary = run_demo(args.out, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _add_batch(sub) -> None:
+    from .batch import run_batch
+
+    batch = sub.add_parser(
+        "batch",
+        help="process image stacks plane by plane on a dask cluster into zarr",
+        description="Run LAIC and/or the dequantizer on every plane of folders of images, "
+        "TIFF/OME-TIFF stacks and zarr arrays, spread over a dask.distributed cluster, into a "
+        "chunked zarr store. Rerunning the same command skips finished planes.",
+    )
+    batch.add_argument("inputs", type=Path, nargs="+", metavar="IN",
+                       help="folder of images, TIFF stack or zarr array")
+    batch.add_argument("--out", type=Path, required=True, metavar="OUT.zarr",
+                       help="zarr store written (and resumed) plane by plane")
+    batch.add_argument("--steps", default=",".join(_default(run_batch, "steps")),
+                       help="comma-separated: laic, dequantize (default both)")
+    scheduler = _default(run_batch, "scheduler")
+    batch.add_argument("--scheduler", default=scheduler, metavar="ADDRESS|local",
+                       help="'local' starts a LocalCluster; else a scheduler address, "
+                       f"e.g. tcp://10.0.0.5:8786 (default {scheduler})")
+    workers, threads = _default(run_batch, "workers"), _default(run_batch, "threads_per_worker")
+    batch.add_argument("--workers", type=int, default=workers,
+                       help=f"worker processes of the local cluster (default {workers})")
+    batch.add_argument("--threads-per-worker", type=int, default=threads,
+                       help=f"threads of each local worker (default {threads})")
+    batch.add_argument("--model", default=_default(run_batch, "model"),
+                       help="dequantizer model name or path")
+    batch.add_argument("--device", default=_default(run_batch, "device"),
+                       help="auto (a worker's GPU if any), cpu, cuda")
+    batch.add_argument("--bits", type=int, default=_default(run_batch, "bits"),
+                       help="bit depth of the captures (default: from the dtype)")
+    batch.add_argument("--restart", action="store_true",
+                       help="discard what OUT holds from an earlier run and start over (a "
+                       "resume with other inputs or settings is refused without it)")
+    batch.set_defaults(func=_run_batch)
 
 
 def _run_batch(args) -> int:
@@ -707,34 +779,33 @@ def _run_batch(args) -> int:
     return 0
 
 
+#: The subcommands' parser builders, in the order ``--help`` lists them.
+_COMMANDS = (_add_degrade, _add_laic, _add_enhance, _add_dequantize, _add_evaluate,
+             _add_train, _add_export, _add_demo, _add_batch)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-lowlight",
+        description="Restore images taken in low or uneven light.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in _COMMANDS:
+        add_command(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-lowlight`` command; returns the exit status."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = _build_parser().parse_args(argv)
     try:
-        if args.command == "degrade":
-            return _run_degrade(args)
-        if args.command == "laic":
-            return _run_laic(args)
-        if args.command == "enhance":
-            return _run_enhance(args)
-        if args.command == "dequantize":
-            return _run_dequantize(args)
-        if args.command == "evaluate":
-            return _run_evaluate(args)
-        if args.command == "train":
-            return _run_train(args)
-        if args.command == "export":
-            return _run_export(args)
-        if args.command == "demo":
-            return _run_demo(args)
-        if args.command == "batch":
-            return _run_batch(args)
+        return args.func(args)  # the subcommand's _run_<command> (set_defaults above)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"napari-lowlight {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command}")  # unreachable: argparse checks it
-    return 2
 
 
 if __name__ == "__main__":

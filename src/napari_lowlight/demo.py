@@ -23,7 +23,7 @@ from .formation import degrade
 from .io import write_image
 from .metrics import interval_consistency, psnr, ssim
 
-__all__ = ["SETTINGS", "run_demo"]
+__all__ = ["SETTINGS", "banding_crop", "run_demo"]
 
 #: The paper's two evaluation settings (METHOD.md section 5).
 SETTINGS = {
@@ -32,8 +32,23 @@ SETTINGS = {
 }
 
 
-def _banding_crop(image: np.ndarray) -> tuple[slice, slice]:
-    """A window (96x96, smaller on small images) in the smoothest bright area."""
+def banding_crop(image: np.ndarray) -> tuple[slice, slice]:
+    """A window (96x96, smaller on small images) in the smoothest bright area.
+
+    The figures of ``make demo`` and ``napari-lowlight evaluate`` zoom into it: banding
+    (false contours from too few levels) shows where the original is smooth.
+
+    Parameters
+    ----------
+    image : ndarray
+        The normally exposed original, float in [0, 1]; gray (2-D) or colour with the
+        channels last.
+
+    Returns
+    -------
+    rows, cols : slice
+        The window, away from the image's borders; ``image[rows, cols]`` is the zoom.
+    """
     from scipy.ndimage import uniform_filter
 
     gray = image.mean(axis=-1) if image.ndim == 3 else image
@@ -54,7 +69,7 @@ def _figure(path: Path, original: np.ndarray, results: dict) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    crop = _banding_crop(original)
+    crop = banding_crop(original)
     fig, axes = plt.subplots(len(results), 5, figsize=(17, 3.4 * len(results)), squeeze=False)
     for row, (name, (result, numbers)) in enumerate(results.items()):
         panels = [
@@ -163,7 +178,7 @@ def _dequantizer_part(out_dir: Path, original: np.ndarray, results: dict) -> dic
     }
     write_image(out_dir / "dequantized_global.png", restored)
     write_image(out_dir / "pipeline_local.png", pipeline)
-    crop = _banding_crop(original)
+    crop = banding_crop(original)
     panels = [("original", original), ("re-exposed (banding)", capture.reexposed),
               ("classic: smooth + project", classic), ("dequantizer network", restored)]
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))

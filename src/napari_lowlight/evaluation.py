@@ -260,12 +260,12 @@ def _figure(path: Path, original, dark, outputs: dict, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .demo import _banding_crop
+    from .demo import banding_crop
 
     panels = [("original", original)] if dark is None else [
         ("original", original), ("dark capture (as recorded)", dark)]
     panels += list(outputs.items())
-    crop = _banding_crop(original)
+    crop = banding_crop(original)
     fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.6), squeeze=False)
     for column, (name, image) in enumerate(panels):
         for row, shown in enumerate((image, image[crop])):

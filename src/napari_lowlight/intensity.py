@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float_image
+from ._validation import as_float_image, check_int
 
 __all__ = ["STANDARD_BITS", "Intensity", "check_bits_or_none", "float_sample", "grid_bits",
            "infer_bits", "sample_positions", "to_intensity"]
@@ -57,14 +57,7 @@ class Intensity:
 
 def check_bits_or_none(bits) -> int | None:
     """``bits`` as an int in 1..16, or None."""
-    if bits is None:
-        return None
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral):
-        raise TypeError(f"bits must be an integer in 1..16 or None, got "
-                        f"{type(bits).__name__} {bits!r}")
-    if not 1 <= int(bits) <= 16:
-        raise ValueError(f"bits must be in 1..16, got {bits}")
-    return int(bits)
+    return check_int(bits, "bits", low=1, high=16, allow_none=True)
 
 
 def _maximum(image) -> float:

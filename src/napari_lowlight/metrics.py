@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ._validation import as_float_image, check_channel_axis, check_real
+from ._validation import as_float_image, check_channel_axis, check_int, check_real
 from .quantization import Quantization
 
 __all__ = ["interval_consistency", "is_degenerate", "lightness_order_error", "psnr", "ssim"]
@@ -96,8 +96,7 @@ def lightness_order_error(reference, image, *, channel_axis=None, size: int = 50
 
     reference, image = _pair(reference, image)
     channel_axis = check_channel_axis(reference.shape, channel_axis)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
+    size = check_int(size, "size", low=2)
     if channel_axis is not None:
         reference = reference.max(axis=channel_axis)
         image = image.max(axis=channel_axis)

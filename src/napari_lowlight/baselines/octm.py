@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy.optimize import linprog
 
 from .._lazy import per_plane
+from .._validation import check_int
 from ._common import as_value_image, with_value
 
 __all__ = ["octm", "octm_tone_curve"]
@@ -31,8 +30,7 @@ def octm_tone_curve(histogram, *, d: int = 3) -> np.ndarray:
     levels = p.size
     if levels < 2 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
         raise ValueError("histogram must have >= 2 bins of non-negative counts, not all zero")
-    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= d <= levels - 1:
-        raise ValueError(f"d must be an integer in 1..{levels - 1}, got {d!r}")
+    d = check_int(d, "d", low=1, high=levels - 1)
     p = p / p.sum()
     steps = levels - 1  # s_j: output step from input level j to j + 1
     # the contrast gain of step j counts the pixels at the upper level j + 1
@@ -90,8 +88,7 @@ def octm(image, *, channel_axis=None, d: int = 3, levels: int = 256) -> np.ndarr
     :func:`napari_lowlight.metrics.is_degenerate` recognises such a result and the
     napari "Compare methods" widget flags it.
     """
-    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    levels = check_int(levels, "levels", low=2)
     colour, value, axis = as_value_image(image, channel_axis)
     index = np.clip(np.rint(value * (levels - 1)), 0, levels - 1).astype(np.int64)
     histogram = np.bincount(index.ravel(), minlength=levels)

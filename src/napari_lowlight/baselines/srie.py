@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
 
 from .._lazy import per_plane
-from .._validation import check_real
+from .._validation import check_int, check_real
 from ._common import as_value_image, difference_operators, solve_spd, with_value
 
 __all__ = ["srie", "srie_decompose"]
@@ -91,9 +89,7 @@ def srie(image, *, channel_axis=None, alpha: float = 1e-3, beta: float = 1e-4,
     beta = check_real(beta, "beta", low=0.0, low_inclusive=False)
     gamma = check_real(gamma, "gamma", low=0.0)
     illumination_gamma = check_real(illumination_gamma, "illumination_gamma", low=1.0)
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or \
-            iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    iterations = check_int(iterations, "iterations", low=1)
     colour, value, axis = as_value_image(image, channel_axis)
     if value.ndim != 2:
         raise ValueError(f"srie works on 2-D gray or RGB images, got spatial shape {value.shape}")

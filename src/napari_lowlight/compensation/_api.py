@@ -10,7 +10,7 @@ import numpy as np
 
 from .._backend import array_module, to_numpy
 from .._lazy import check_lazy_dtype, is_lazy, plane_chunks
-from .._validation import check_channel_axis, check_real, float_dtype_for
+from .._validation import check_channel_axis, check_int, check_real, float_dtype_for
 from ..intensity import Intensity, effective_bits, sample_positions, to_intensity
 from ..quantization import Quantization
 from ._fast import solve_fast
@@ -61,14 +61,6 @@ class LAICResult:
     rank_preserved: float
     info: list = field(default_factory=list)
     intensity: Intensity | None = None
-
-
-def _check_int(value, name, low, high):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
-    return int(value)
 
 
 def _to_float(image, xp, bits, black_level):
@@ -261,7 +253,7 @@ def laic(
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     contrast_weight = check_real(contrast_weight, "contrast_weight", low=0.0)
-    window_radius = _check_int(window_radius, "window_radius", 1, 15)
+    window_radius = check_int(window_radius, "window_radius", low=1, high=15)
     if min_gain is not None:
         min_gain = check_real(min_gain, "min_gain", low=0.0, low_inclusive=False)
     if max_gain is not None:
@@ -272,7 +264,7 @@ def laic(
     time_limit = check_real(time_limit, "time_limit", low=0.0, low_inclusive=False)
     shading = check_real(shading, "shading", low=0.0, high=1.0)
     if max_regions is not None:
-        max_regions = _check_int(max_regions, "max_regions", 1, 10**8)
+        max_regions = check_int(max_regions, "max_regions", low=1, high=10**8)
     if not isinstance(refine_edges, (bool, np.bool_)):
         raise TypeError(f"refine_edges must be True or False, got {refine_edges!r}")
     if isinstance(image, (str, bytes)) or not hasattr(image, "shape") and not isinstance(

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ._lp import LAICSolverError, _adjacent_pairs, _region_extreme, solve_partition
+from ._lp import LAICSolverError, adjacent_pairs, region_extreme, solve_partition
 from ._problem import LocalContrast
 
 __all__ = ["solve_fast"]
@@ -96,7 +96,7 @@ def solve_fast(
         n_regions = gains.size
         if block == 1:
             break
-        pa, pb, _ = _adjacent_pairs(labels, n_regions)
+        pa, pb, _ = adjacent_pairs(labels, n_regions)
         scale = max(float(gains.max()), 1e-12)
         # A region's priority is its largest relative gain step to a neighbour: where a
         # bright object's capped gain meets a lifted background, a coarse block carries
@@ -109,7 +109,7 @@ def solve_fast(
         marked = np.zeros(n_regions, dtype=bool)
         marked[pa[jump]] = True
         marked[pb[jump]] = True
-        upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
+        upper = region_extreme(problem.upper, labels, n_regions, np.minimum)
         sizes = np.bincount(labels.ravel(), minlength=n_regions)
         # held down by its brightest pixel (not by the max_gain ceiling, which splitting
         # cannot lift): split, the rest of the block may take more gain

@@ -28,15 +28,31 @@ import scipy.sparse as sp
 
 from ._problem import LocalContrast
 
-__all__ = ["LAICSolverError", "solve_partition"]
+__all__ = ["LAICSolverError", "adjacent_pairs", "region_extreme", "solve_partition"]
 
 
 class LAICSolverError(RuntimeError):
     """HiGHS did not reach an optimum (time limit, numerical trouble)."""
 
 
-def _adjacent_pairs(labels: np.ndarray, n_regions: int):
-    """Unordered pairs of 4-adjacent regions and the number of pixel edges between them."""
+def adjacent_pairs(labels: np.ndarray, n_regions: int):
+    """Unordered pairs of 4-adjacent regions and the number of pixel edges between them.
+
+    Parameters
+    ----------
+    labels : ndarray of int, 2-D
+        Each pixel's region, in ``0..n_regions - 1``.
+    n_regions : int
+        The number of regions (larger than every label).
+
+    Returns
+    -------
+    first, second : ndarray of int64
+        The pairs' regions, ``first < second``, each pair once.
+    edges : ndarray of float64
+        The number of pixel edges between the two regions of each pair (the TV
+        weight ``w_ab`` of the module doc).
+    """
     keys = []
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
         differ = a != b
@@ -151,7 +167,26 @@ def _ratio_bounds(r1, r2, a1, a2, n_regions):
     return out[0], out[1]
 
 
-def _region_extreme(values: np.ndarray, labels: np.ndarray, n_regions: int, reduce) -> np.ndarray:
+def region_extreme(values: np.ndarray, labels: np.ndarray, n_regions: int, reduce) -> np.ndarray:
+    """The smallest or largest of ``values`` over each region.
+
+    Parameters
+    ----------
+    values : ndarray
+        A value per pixel, of ``labels``' shape.
+    labels : ndarray of int
+        Each pixel's region, in ``0..n_regions - 1``.
+    n_regions : int
+        The number of regions.
+    reduce : {numpy.minimum, numpy.maximum}
+        Which extreme.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_regions,)
+        Per region, the extreme of its pixels' values; a region without pixels gets
+        ``+inf`` for the minimum, ``-inf`` for the maximum.
+    """
     out = np.full(n_regions, np.inf if reduce is np.minimum else -np.inf)
     reduce.at(out, labels.ravel(), values.ravel())
     return out
@@ -274,10 +309,10 @@ def solve_partition(
     labels = np.asarray(labels, dtype=np.int64)
     n_regions = int(labels.max()) + 1
     cost = np.bincount(labels.ravel(), weights=problem.cost.ravel(), minlength=n_regions)
-    upper = _region_extreme(problem.upper, labels, n_regions, np.minimum)
+    upper = region_extreme(problem.upper, labels, n_regions, np.minimum)
     upper = np.maximum(upper, problem.min_gain)  # Ja <= 1 makes this a no-op; guards rounding
 
-    pa, pb, weights = _adjacent_pairs(labels, n_regions)
+    pa, pb, weights = adjacent_pairs(labels, n_regions)
     n_pairs = pa.size
     pairs, multi = _rank_constraints(problem, labels, n_regions)
     (la, lb, low), (ua, ub, high) = _ratio_bounds(*pairs, n_regions)

@@ -17,7 +17,7 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .weights import (_registry, available_models, load_generator, register, save_generator,
+from .weights import (available_models, load_generator, register, save_generator,
                       shipped_weights_dir, user_models_dir)
 
 __all__ = ["export_run"]
@@ -72,7 +72,7 @@ def _check_target(weights_dir: Path, name: str, *, explicit: bool, overwrite: bo
         return
     existing = [p.name for p in (weights_dir / f"{name}.safetensors", weights_dir / f"{name}.md")
                 if p.exists()]
-    if weights_dir.is_dir() and name in _registry(weights_dir):
+    if weights_dir.is_dir() and name in available_models(weights_dir):
         existing.append(f"models.json entry {name!r}")
     if existing:
         raise ValueError(f"{weights_dir} already holds model {name!r} ({', '.join(existing)}); "

@@ -10,14 +10,13 @@ interval so it stays faithful to the capture.
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import numpy as np
 import torch
 
 from .._backend import to_numpy
 from .._lazy import check_lazy_dtype, is_lazy
-from .._validation import as_float_image, check_channel_axis, check_real
+from .._validation import as_float_image, check_channel_axis, check_int, check_real
 from ..intensity import to_intensity
 from ..quantization import Quantization
 from .networks import Generator
@@ -237,9 +236,7 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         if tuple(quantization.shape) != tuple(array.shape):
             raise ValueError(f"quantization shape {tuple(quantization.shape)} does not match "
                              f"the image's {tuple(array.shape)}")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral)
-                             or tile < 8):
-        raise ValueError(f"tile must be an integer >= 8 or None, got {tile!r}")
+    tile = check_int(tile, "tile", low=8, allow_none=True)
     if project and quantization is None:
         raise ValueError("project=True needs the quantization; pass quantization= or "
                          "project=False")

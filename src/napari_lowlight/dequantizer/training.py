@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..metrics import psnr
 from .data import PairSettings, make_batch
 from .losses import (
     adversarial_discriminator_loss,
@@ -169,9 +170,15 @@ def validation_batch(images: list[np.ndarray], config: TrainConfig) -> dict:
     return make_batch(images, rng, config.validation_pairs, config.pairs)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+#: Ceiling of one pair's validation PSNR (an MSE of 1e-12): a pair restored exactly (an
+#: all-black crop, say) would otherwise make the mean over the pairs infinite.
+PSNR_CEILING_DB = 120.0
+
+
+def _mean_psnr(images: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over the pairs (axis 0) of each pair's :func:`~napari_lowlight.metrics.psnr`."""
+    return float(np.mean([min(psnr(target, image), PSNR_CEILING_DB)
+                          for image, target in zip(images, targets)]))
 
 
 def _project(image, lower, upper, margin=0.05):
@@ -233,10 +240,10 @@ def validate(generator: Generator, batch: dict, device, *, output: str = "residu
     inside = (restored >= lower) & ((restored < upper) | (upper >= 1.0))
     generator.train()
     return {
-        "psnr_reexposed": _psnr(batch["input"], target),
-        "psnr_classic": _psnr(_project(smooth, lower, upper), target),
-        "psnr_model": _psnr(restored, target),
-        "psnr_model_projected": _psnr(_project(restored, lower, upper), target),
+        "psnr_reexposed": _mean_psnr(batch["input"], target),
+        "psnr_classic": _mean_psnr(_project(smooth, lower, upper), target),
+        "psnr_model": _mean_psnr(restored, target),
+        "psnr_model_projected": _mean_psnr(_project(restored, lower, upper), target),
         "interval_consistency_model": float(inside.mean()),
     }
 

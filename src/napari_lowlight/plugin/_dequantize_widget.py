@@ -16,12 +16,22 @@ from ._step_widget import StepWidget
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DequantizeWidget"]
+__all__ = ["DequantizeWidget", "model_names"]
 
 OUTPUT_LAYER = "dequantized"
 
 
-def _model_names():
+def model_names() -> list[str]:
+    """The names a widget's "model" box offers: the shipped models, then the user's.
+
+    Returns
+    -------
+    list of str
+        In :func:`napari_lowlight.dequantizer.weights.available_models`' order; just
+        ``["default"]`` when none is found, so that the box is never empty.
+    """
+    # imported here, not at the top: the weights module pulls in torch, and importing this
+    # module (napari does, to list the plugin's widgets) must stay light
     from ..dequantizer.weights import available_models
 
     return list(available_models()) or ["default"]
@@ -40,7 +50,7 @@ class DequantizeWidget(StepWidget):
     run_text = "Dequantize"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self.model = ComboBox(label="model", choices=_model_names(),
+        self.model = ComboBox(label="model", choices=model_names(),
                               tooltip="The dequantizer's weights")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
                                tooltip="auto uses a CUDA GPU when there is one")

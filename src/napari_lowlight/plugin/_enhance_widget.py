@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, FloatSpinBox
+from magicgui.widgets import ComboBox
 
 from .._lazy import is_lazy
 from ..presets import PRESETS, preset_options
@@ -17,7 +17,7 @@ from ._camera_fields import (
     noise_option,
     shading_field,
 )
-from ._dequantize_widget import _model_names
+from ._dequantize_widget import model_names
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
 
@@ -51,7 +51,7 @@ class EnhanceWidget(StepWidget):
         self.bits = bits_field("8")
         self.black_level = black_level_field()
         self.shading = shading_field(1.0)
-        self.model = ComboBox(label="model", choices=_model_names(),
+        self.model = ComboBox(label="model", choices=model_names(),
                               tooltip="The dequantizer's weights")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
                                tooltip="auto uses a CUDA GPU when there is one")
