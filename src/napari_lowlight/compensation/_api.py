@@ -237,7 +237,7 @@ def laic(
         edges.  Without it a coarse block carries a bright object's low gain into the
         lifted background around it: a dark ring.  Measured on the cell sample's
         k = 1/30 capture (0.36 MP): ring +0.46 without, 0 with, at 5-20x the time
-        (1.3 s -> 7 s on a 2-core CPU); ``docs/laic.md``.
+        (0.5 s -> 9 s on a 2-core CPU); ``docs/laic.md``.
     progress : callable, optional
         ``progress(done, total)`` after each plane (in-memory images only).
 
