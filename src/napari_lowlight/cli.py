@@ -618,13 +618,6 @@ def _run_train(args) -> int:
     images = load_images(args.data) if args.data else {}
     if args.test_set:
         images.update(test_set_images())
-    held_out = {name.strip() for name in args.validation.split(",") if name.strip()}
-    is_held_out = {name: is_validation_image(name, held_out) for name in images}
-    val = [image for name, image in images.items() if is_held_out[name]]
-    training = [image for name, image in images.items() if not is_held_out[name]]
-    if not training or not val:
-        raise ValueError(f"need training and validation images: found {len(training)} training "
-                         f"and {len(val)} validation (held out: {sorted(held_out)})")
     config = TrainConfig(
         depth=args.depth, width=args.width, batch=args.batch, steps=args.steps,
         context_sigmas=tuple(args.context_sigmas), init_from=args.init_from,
@@ -636,6 +629,19 @@ def _run_train(args) -> int:
         config = TrainConfig.from_json(json.loads(args.config.read_text()))
     if args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    crop = config.pairs.crop
+    small = sorted(name for name, image in images.items() if min(image.shape[:2]) < crop)
+    if small:
+        print(f"skipping {len(small)} image(s) smaller than the {crop}-px crop: "
+              f"{', '.join(small)}", file=sys.stderr)
+        images = {name: image for name, image in images.items() if name not in small}
+    held_out = {name.strip() for name in args.validation.split(",") if name.strip()}
+    is_held_out = {name: is_validation_image(name, held_out) for name in images}
+    val = [image for name, image in images.items() if is_held_out[name]]
+    training = [image for name, image in images.items() if not is_held_out[name]]
+    if not training or not val:
+        raise ValueError(f"need training and validation images: found {len(training)} training "
+                         f"and {len(val)} validation (held out: {sorted(held_out)})")
     device = resolve_device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -56,6 +56,11 @@ class PairSettings:
     sigma_range: tuple[float, float] = (0.0, 1.0)
     bits_choices: tuple[int, ...] = (8, 8, 8, 10, 12, 14, 16)  # 8 bits half the time
     dimming_probability: float = 0.5
+    #: Share of pairs whose input is LAIC's output (``laic`` run on the dark capture):
+    #: intervals of step ``q * gain`` that jump between LAIC's gain regions, as the
+    #: dequantizer meets them after LAIC in ``enhance``.  LAIC costs about a second per
+    #: 256-px crop, so these pairs are worth making in worker processes.
+    laic_probability: float = 0.0
 
 
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
@@ -119,6 +124,8 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
     """One training pair from ``image`` (gray or colour; float in [0, 1] or unsigned integers)."""
     size = settings.crop
     rows, cols = image.shape[:2]
+    if min(rows, cols) < size:
+        raise ValueError(f"an image of {rows}x{cols} px is smaller than the {size}-px crop")
     y = int(rng.integers(0, rows - size + 1))
     x = int(rng.integers(0, cols - size + 1))
     crop = image[y:y + size, x:x + size]
@@ -144,6 +151,8 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
                                center=centre)
     capture = degrade(crop, k=k, r=r, sigma=sigma, bits=bits, dimming=dimming, seed=rng,
                       return_noise=True)
+    if settings.laic_probability and rng.random() < settings.laic_probability:
+        return _laic_pair(crop, capture, rng)
     quant = capture.quantization
     k_map = np.broadcast_to(quant.k, crop.shape)
     return {
@@ -158,6 +167,44 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
         "q": np.float32(capture.q),
         "lower": quant.bounds()[0].astype(np.float32),
         "upper": quant.bounds()[1].astype(np.float32),
+    }
+
+
+#: Pixels per LAIC gain region in the LAIC-made pairs, drawn log-uniformly: from LAIC's
+#: default on a 512-px image (1536 regions, ~170 px each) to its default on a 2 MP image
+#: (~1400 px each), the sizes the dequantizer meets after ``enhance``.
+LAIC_REGION_PIXELS = (170, 1400)
+
+
+def _laic_pair(crop: np.ndarray, capture, rng: np.random.Generator) -> dict:
+    """The pair of ``capture`` compensated by LAIC: the input is LAIC's output, the target
+    ``gain * k * J**r`` (the clean dark image brightened by the same gain), the intervals
+    LAIC's (``k = 1 / gain``, ``r = 1``), the dark levels and noise the capture's.
+
+    A crop stands for part of a larger image, so LAIC gets the region budget it would
+    spend on that part (:data:`LAIC_REGION_PIXELS`), not the larger one of a small image.
+    """
+    from ..compensation import laic
+
+    region = np.exp(rng.uniform(*np.log(LAIC_REGION_PIXELS)))
+    result = laic(capture.dark, bits=capture.bits,
+                  max_regions=max(16, int(crop.size / region)))
+    quant = result.quantization
+    clean_dark = capture.quantization.k * crop**capture.r
+    target = np.clip(result.gain * clean_dark, 0.0, 1.0)
+    lower, upper = quant.bounds()
+    return {
+        "input": np.asarray(result.enhanced, dtype=np.float32),
+        "step": quant.interval_width.astype(np.float32),
+        "target": target.astype(np.float32),
+        "dark": capture.dark.astype(np.float32),
+        "k": np.broadcast_to(quant.k, crop.shape).astype(np.float32),
+        "r": np.float32(1.0),
+        "noise": (np.zeros_like(crop) if capture.noise is None else capture.noise).astype(
+            np.float32),
+        "q": np.float32(capture.q),
+        "lower": lower.astype(np.float32),
+        "upper": upper.astype(np.float32),
     }
 
 
