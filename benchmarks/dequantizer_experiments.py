@@ -33,8 +33,8 @@ from skimage import data as skdata
 from skimage.transform import resize
 
 import napari_lowlight as nl
-from napari_lowlight.baselines import smooth_project
-from napari_lowlight.dequantizer.data import PairSettings, test_set_images
+from napari_lowlight.dequantizer import smooth_project
+from napari_lowlight.dequantizer.pairs import PairSettings, test_set_images
 from napari_lowlight.dequantizer.networks import build_generator
 from napari_lowlight.dequantizer.training import TrainConfig, restore, train
 from napari_lowlight.metrics import interval_consistency, psnr

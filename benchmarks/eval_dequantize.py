@@ -22,7 +22,7 @@ from skimage import data as skdata
 from skimage.transform import resize
 
 import napari_lowlight as nl
-from napari_lowlight.baselines import smooth_project
+from napari_lowlight.dequantizer import smooth_project
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
 
 SETTINGS = {

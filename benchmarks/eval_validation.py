@@ -2,7 +2,7 @@
 
 The validation images are the files under ``--data`` (default: the wallpaper and
 microscopy packages of ``make training-data``) and scikit-image's bundled images
-whose names ``napari_lowlight.dequantizer.data.is_validation_image`` accepts, i.e.
+whose names ``napari_lowlight.dequantizer.pairs.is_validation_image`` accepts, i.e.
 the images no model is trained on.  They are read as for training
 (``load_images``: 16-bit frames stored dimly are stretched to [0, 1] by their own
 maximum), shrunk so that the longer side is at most ``--max-size`` pixels (no crop)
@@ -46,8 +46,8 @@ from skimage.transform import resize
 from skimage.util import img_as_float
 
 import napari_lowlight as nl
-from napari_lowlight.baselines import smooth_project
-from napari_lowlight.dequantizer.data import (
+from napari_lowlight.dequantizer import smooth_project
+from napari_lowlight.dequantizer.pairs import (
     VALIDATION_IMAGES,
     is_validation_image,
     load_images,

@@ -24,7 +24,7 @@ from skimage import data as skdata  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
 import napari_lowlight as nl  # noqa: E402
-from napari_lowlight.baselines import smooth_project  # noqa: E402
+from napari_lowlight.dequantizer import smooth_project  # noqa: E402
 from napari_lowlight.metrics import psnr  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import torch
 from eval_validation import DEFAULT_DATA, capture, find_validation_images, prepare
 
 import napari_lowlight as nl
-from napari_lowlight.baselines import smooth_project
+from napari_lowlight.dequantizer import smooth_project
 from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import psnr

@@ -1214,7 +1214,7 @@ def _train_config(settings: dict):
     """
     import dataclasses
 
-    from napari_lowlight.dequantizer.data import PairSettings
+    from napari_lowlight.dequantizer.pairs import PairSettings
     from napari_lowlight.dequantizer.training import TrainConfig
     from napari_lowlight.dequantizer.weights import available_models
 
@@ -1281,7 +1281,7 @@ def _skimage_images(names: list[str]) -> dict:
 def stage_train(settings: dict, rec: Recorder) -> None:
     import torch
 
-    from napari_lowlight.dequantizer.data import test_set_images
+    from napari_lowlight.dequantizer.pairs import test_set_images
     from napari_lowlight.dequantizer.training import train
     from napari_lowlight.dequantizer.weights import available_models
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_lowlight.dequantizer.data import (
+from napari_lowlight.dequantizer.pairs import (
     is_validation_image,
     load_images,
     test_set_images,

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_lowlight import degrade  # noqa: E402
-from napari_lowlight.dequantizer.data import PairSettings, make_batch  # noqa: E402
-from napari_lowlight.dequantizer.inference import dequantize  # noqa: E402
+from napari_lowlight.dequantizer.pairs import PairSettings, make_batch  # noqa: E402
+from napari_lowlight.dequantizer import dequantize  # noqa: E402
 from napari_lowlight.dequantizer.networks import Generator  # noqa: E402
 from napari_lowlight.dequantizer.training import TrainConfig, train  # noqa: E402
 from napari_lowlight.dequantizer.weights import (  # noqa: E402
@@ -225,7 +225,7 @@ def test_tiles_bound_the_working_size_of_a_large_image(monkeypatch):
     recorder = _Recorder(generator)
     monkeypatch.setattr(inference, "Generator", _Recorder)  # accepted as a ready model
     image = np.random.default_rng(0).random((1024, 1536)).astype(np.float32)
-    out = inference.dequantize(image, model=recorder, project=False, device="cpu", tile=128)
+    out = inference.apply_dequantizer(image, model=recorder, project=False, device="cpu", tile=128)
     halo = generator.receptive_field // 2 + 1
     assert max(h * w for h, w in recorder.sizes) <= (128 + 2 * halo) ** 2
     assert out.shape == image.shape and len(recorder.sizes) == 8 * 12
@@ -238,20 +238,20 @@ def test_out_of_memory_halves_tiles_then_leaves_the_gpu(monkeypatch):
     monkeypatch.setattr(inference, "Generator", _Recorder)
     generator = Generator(1, depth=1, width=4, conditioned=False)
     image = np.random.default_rng(1).random((300, 300)).astype(np.float32)
-    expected = inference.dequantize(image, model=_Recorder(generator), project=False,
+    expected = inference.apply_dequantizer(image, model=_Recorder(generator), project=False,
                                     device="cpu", tile=256)
     # too big for 256-px tiles (with halo) on this "device": smaller tiles, same result
     small = _Recorder(generator, fail_above=120 ** 2)
     with pytest.warns(RuntimeWarning, match="64-pixel tiles"):
-        out = inference.dequantize(image, model=small, project=False, device="cpu", tile=256)
+        out = inference.apply_dequantizer(image, model=small, project=False, device="cpu", tile=256)
     np.testing.assert_allclose(out, expected, atol=1e-6)
     # a device that fails at every size: down to 64-px tiles, then on to the CPU
     gpu_only = _Recorder(generator, fail_above=0, fail_on=("meta",))
     with pytest.warns(RuntimeWarning, match="continuing on the CPU"):
-        out = inference.dequantize(image, model=gpu_only, project=False, device="meta")
+        out = inference.apply_dequantizer(image, model=gpu_only, project=False, device="meta")
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert gpu_only.devices[-1] == "cpu"
     # and where even the CPU fails: a clear MemoryError
     hopeless = _Recorder(generator, fail_above=0)
     with pytest.raises(MemoryError, match="even with 64-pixel tiles"):
-        inference.dequantize(image, model=hopeless, project=False, device="cpu")
+        inference.apply_dequantizer(image, model=hopeless, project=False, device="cpu")

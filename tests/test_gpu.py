@@ -462,7 +462,7 @@ def test_training_on_cuda_resumes_to_the_uninterrupted_result(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from napari_lowlight.dequantizer.data import PairSettings
+    from napari_lowlight.dequantizer.pairs import PairSettings
     from napari_lowlight.dequantizer.training import TrainConfig, train
 
     images = [_scene((80, 96), seed=seed).astype(np.float32) for seed in range(3)]

@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 
 import napari_lowlight as nl
-from napari_lowlight.dequantizer.data import PairSettings
+from napari_lowlight.dequantizer.pairs import PairSettings
 from napari_lowlight.dequantizer.networks import UNetGenerator, build_generator, interval_output
 from napari_lowlight.dequantizer.training import TrainConfig, restore, train
 from napari_lowlight.dequantizer.weights import available_models, load_generator, save_generator

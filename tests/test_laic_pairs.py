@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from napari_lowlight.dequantizer.data import PairSettings, make_batch, make_pair  # noqa: E402
+from napari_lowlight.dequantizer.pairs import PairSettings, make_batch, make_pair  # noqa: E402
 
 
 def _scene(size=96):
@@ -56,3 +56,13 @@ def test_share_of_laic_pairs_and_default_off():
 def test_image_smaller_than_the_crop_is_a_clear_error():
     with pytest.raises(ValueError, match="smaller than the 96-px crop"):
         make_pair(_scene(64), np.random.default_rng(0), PairSettings(crop=96))
+
+
+def test_an_all_black_capture_makes_a_plain_pair():
+    # k = 1/64 on a very dark crop quantizes every pixel to level 0: LAIC has no light to
+    # work with (it refuses), so the pair stays the plain one instead of stopping training
+    settings = PairSettings(crop=32, laic_probability=1.0, k_range=(1 / 64, 1 / 64),
+                            sigma_range=(0.0, 0.0), bits_choices=(8,), dimming_probability=0)
+    pair = make_pair(np.full((32, 32), 0.01, np.float32), np.random.default_rng(0), settings)
+    assert not pair["dark"].any()
+    np.testing.assert_allclose(pair["k"], 1 / 64)

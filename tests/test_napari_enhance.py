@@ -173,17 +173,17 @@ def test_compare_and_dequantize_widgets_read_camera_data(make_napari_viewer, qtb
 
 def test_enhance_widget_noise_allowance_reaches_the_dequantizer(make_napari_viewer, qtbot,
                                                                  errors, monkeypatch):
-    from napari_lowlight import pipeline
+    from napari_lowlight import dequantizer
     from napari_lowlight.plugin._enhance_widget import EnhanceWidget
 
     seen = []
-    real = pipeline.dequantize
+    real = dequantizer.dequantize
 
     def recording(*args, **kwargs):
         seen.append(kwargs.get("noise"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "dequantize", recording)
+    monkeypatch.setattr(dequantizer, "dequantize", recording)
     viewer = make_napari_viewer()
     viewer.add_image(_dim_stack(frames=1)[0], name="camera")
     widget = EnhanceWidget(viewer)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import napari_lowlight as nl
-from napari_lowlight.dequantizer.data import PairSettings
-from napari_lowlight.dequantizer.data import test_set_images as skimage_images
+from napari_lowlight.dequantizer.pairs import PairSettings
+from napari_lowlight.dequantizer.pairs import test_set_images as skimage_images
 from napari_lowlight.dequantizer.inference import _run_plane, default_tile
 from napari_lowlight.dequantizer.networks import UNetGenerator, build_generator
 from napari_lowlight.dequantizer.training import TrainConfig, train

@@ -9,7 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from . import dimming, metrics
 from .compensation import LAICResult, laic
 from .formation import DegradedImage, degrade
-from .pipeline import dequantize, enhance
+from .dequantizer import dequantize
+from .pipeline import enhance
 from .quantization import Quantization, quantization_step, quantize_levels
 
 try:

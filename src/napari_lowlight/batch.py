@@ -279,7 +279,7 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
         result = laic(plane, channel_axis=channel_axis, bits=bits, **laic_options)
         values, quantization = result.enhanced, result.quantization
     if "dequantize" in steps:
-        from .dequantizer.inference import dequantize
+        from .dequantizer import dequantize
 
         if quantization is None:  # the plane is the capture itself: r = 1, k = 1
             depth = intensity.bits

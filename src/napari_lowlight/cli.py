@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dequantizer.data import VALIDATION_IMAGES, is_validation_image
+from .dequantizer.pairs import VALIDATION_IMAGES, is_validation_image
 
 __all__ = ["main"]
 
@@ -101,8 +101,8 @@ def _add_camera_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --device and --noise: the dequantizer's options (``pipeline.dequantize``)."""
-    from .pipeline import dequantize
+    """--model, --device and --noise: the dequantizer's options (``dequantizer.dequantize``)."""
+    from .dequantizer import dequantize
 
     parser.add_argument("--model", default=_default(dequantize, "model"),
                         help="dequantizer model name or .safetensors file (default: default)")
@@ -343,7 +343,7 @@ def _run_enhance(args) -> int:
     from .compensation import laic
     from .io import check_memory, load_image, probe_image, write_image
     from .outputs import Output
-    from .pipeline import dequantize
+    from .dequantizer import dequantize
     from .presets import preset_options
 
     info = probe_image(args.input)  # the header: nothing decoded yet
@@ -397,7 +397,7 @@ def _run_dequantize(args) -> int:
     from .intensity import to_intensity
     from .io import check_memory, load_image, probe_image
     from .outputs import Output
-    from .pipeline import dequantize
+    from .dequantizer import dequantize
     from .quantization import Quantization
     from .quantized_tiff import is_quantized_tiff, read_quantized_tiff
 
@@ -609,7 +609,7 @@ def _run_train(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .dequantizer.data import PairSettings, load_images, test_set_images
+    from .dequantizer.pairs import PairSettings, load_images, test_set_images
     from .dequantizer.inference import resolve_device
     from .dequantizer.training import TrainConfig, train
     from .outputs import Output

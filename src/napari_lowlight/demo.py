@@ -156,8 +156,9 @@ def _dequantizer_part(out_dir: Path, original: np.ndarray, results: dict) -> dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .baselines import smooth_project
-    from .pipeline import dequantize, enhance
+    from .dequantizer import smooth_project
+    from .dequantizer import dequantize
+    from .pipeline import enhance
 
     capture = results["global"][0]
     quant = capture.quantization

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import as_float_image
-from .baselines import BASELINES, smooth_project
+from .baselines import BASELINES
+from .dequantizer import smooth_project
 from .compensation import laic
 from .formation import DegradedImage, degrade
 from .metrics import interval_consistency, lightness_order_error, psnr, ssim
@@ -59,7 +60,7 @@ def _laic_smooth(capture: DegradedImage, axis, cache):
 
 
 def _dequantizer(capture: DegradedImage, axis, cache):
-    from .pipeline import dequantize
+    from .dequantizer import dequantize
 
     restored = dequantize(capture.reexposed, quantization=capture.quantization,
                           channel_axis=axis, device="cpu")
@@ -67,7 +68,7 @@ def _dequantizer(capture: DegradedImage, axis, cache):
 
 
 def _laic_dequantizer(capture: DegradedImage, axis, cache):
-    from .pipeline import dequantize
+    from .dequantizer import dequantize
 
     enhanced, quantization = _laic(capture, axis, cache)
     return dequantize(enhanced, quantization=quantization, channel_axis=axis,
@@ -203,7 +204,7 @@ def enhance_real(images: dict, *, methods=None, out_dir, progress=None) -> list[
                 if method == "laic+smooth_project":
                     output = smooth_project(output, quantization, channel_axis=axis)
                 elif method == "laic+dequantizer":
-                    from .pipeline import dequantize
+                    from .dequantizer import dequantize
 
                     output = dequantize(output, quantization=quantization, channel_axis=axis,
                                         device="cpu")

@@ -1,25 +1,14 @@
-"""The full pipeline and the dequantizer's public entry point.
+"""The full pipeline: LAIC, then the dequantizer.
 
-``dequantize`` and ``enhance`` import PyTorch only when called, so importing
+``enhance`` imports PyTorch only when called (through ``dequantize``), so importing
 ``napari_lowlight`` stays light for scripts that only degrade or compensate.
 """
 
 from __future__ import annotations
 
-__all__ = ["dequantize", "enhance"]
+from .dequantizer import dequantize
 
-
-def dequantize(image, *, quantization=None, model=None, device="auto", tile=None,
-               project=True, channel_axis=None, progress=None, noise="auto"):
-    """Restore the detail a re-exposed image lost to quantization (the trained network).
-
-    See :func:`napari_lowlight.dequantizer.inference.dequantize` for the parameters;
-    returns float32 of the input's shape in [0, 1].
-    """
-    from .dequantizer.inference import dequantize as run
-
-    return run(image, quantization=quantization, model=model, device=device, tile=tile,
-               project=project, channel_axis=channel_axis, progress=progress, noise=noise)
+__all__ = ["enhance"]
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,

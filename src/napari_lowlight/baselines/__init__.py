@@ -9,8 +9,10 @@ returns a new float64 image in [0, 1] of the input's shape.  See docs/baselines.
 from .clahe import clahe
 from .lime import lime
 from .octm import octm
-from .smooth_project import smooth_project
 from .srie import srie
+
+# The classic dequantizer lives with the dequantizers; importable from here too, as since 0.1.
+from ..dequantizer.classic import smooth_project
 
 #: name -> function, for the evaluate command and the napari widget.
 BASELINES = {"clahe": clahe, "lime": lime, "octm": octm, "srie": srie}

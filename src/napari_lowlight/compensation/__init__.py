@@ -4,7 +4,7 @@
 way every method and benchmark uses.  See ``docs/laic.md``.
 """
 
-from ._api import EXACT_MAX_PIXELS, LAICResult, laic
+from ._laic import EXACT_MAX_PIXELS, LAICResult, laic
 from ._lp import LAICSolverError
 from ._problem import laic_objective, local_signs, rank_preservation
 

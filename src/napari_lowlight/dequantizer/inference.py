@@ -1,4 +1,4 @@
-"""``dequantize()``: restore the detail a re-exposed image lost to quantization.
+"""The network behind ``dequantize()``: restore the detail a re-exposed image lost to quantization.
 
 The image is cut into planes (channels and leading axes) of shape (rows, cols),
 each plane into tiles with a halo of at least the network's receptive field, so
@@ -22,7 +22,8 @@ from ..quantization import Quantization
 from .networks import Generator
 from .weights import load_generator
 
-__all__ = ["DEFAULT_MODEL", "NOISE_WINDOW", "dequantize", "judge_noise", "resolve_device"]
+__all__ = ["DEFAULT_MODEL", "NOISE_WINDOW", "apply_dequantizer", "judge_noise",
+           "resolve_device"]
 
 #: The model used when none is named.
 DEFAULT_MODEL = "default"
@@ -163,56 +164,13 @@ def _run_plane_within_memory(generator, plane, step, device, tile):
                               "the CPU; free memory or process a smaller image") from None
 
 
-def dequantize(image, *, quantization: Quantization | None = None, model=None,
-               device="auto", tile: int | None = None, project: bool = True,
-               channel_axis: int | None = None, progress=None,
-               noise: float | str = "auto") -> np.ndarray:
-    """Estimate the detail lost to quantization in a re-exposed (or LAIC-enhanced) image.
-
-    Parameters
-    ----------
-    image : array_like
-        The re-exposed image ``Jt``, float in [0, 1] (``degrade(...).reexposed`` or
-        ``laic(...).enhanced``): gray, colour with ``channel_axis``, or a stack.
-    quantization : Quantization, optional
-        Its quantization (``.quantization`` of those results).  Needed by conditioned
-        models (the default) and for the projection.
-    model : str, Generator or None
-        A shipped model's name (``available_models()``), a ``.safetensors`` path, a
-        :class:`Generator`, or None for the default model.
-    device : "auto", "cpu", "cuda", ...
-        "auto" takes CUDA (with bfloat16 autocast) when available.
-    tile : int, optional
-        Tile side in pixels (each tile gets a halo of the receptive field, so the
-        result does not depend on it); None: :func:`default_tile` (the residual network
-        256 px on the CPU, 1024 on a GPU; the U-Net whole planes up to 4 MP on the CPU).
-    project : bool
-        Clip every pixel into its quantization interval (needs ``quantization``), keeping
-        a margin of :data:`PROJECTION_MARGIN` of the interval from its ends.
-    noise : "auto" or float, 0..8
-        Sensor noise allowance of the projection, in quantization steps (the ``sigma`` of
-        :func:`~napari_lowlight.degrade`; for a camera, its noise in levels of the
-        capture): each interval is widened by this much on each side
-        (:meth:`Quantization.bounds`), since noise may have carried the clean value
-        across an edge.  0: every pixel stays consistent with its level (strict).
-        "auto" (default): judged from the network's own output on the central
-        :data:`NOISE_WINDOW` pixels of the middle plane (:meth:`Quantization.noise_of`);
-        about 0 for a noise-free capture.  Measured on the validation set
-        (docs/dequantizer.md, "Noise judged from the output"): at noise
-        0.25 steps "auto" gains 0.5-0.65 dB over the strict projection (within 0.2 dB
-        of the known noise), on noise-free captures it costs at most 0.05 dB.
-    channel_axis : int or None
-        Colour axis; each channel is restored on its own.
-    progress : callable, optional
-        ``progress(done, total)`` after each plane.
-
-    Returns
-    -------
-    ndarray of float32, the input's shape, in [0, 1]
-        A lazy dask array for a dask input: computed block by block through
-        ``map_overlap`` with a halo of the receptive field, equal to the in-memory
-        result (to float rounding).
-    """
+def apply_dequantizer(image, *, quantization: Quantization | None = None, model=None,
+                      device="auto", tile: int | None = None, project: bool = True,
+                      channel_axis: int | None = None, progress=None,
+                      noise: float | str = "auto") -> np.ndarray:
+    """The work of :func:`napari_lowlight.dequantizer.dequantize` (same parameters and
+    result), with PyTorch loaded: checks, the network plane by plane (or block by block
+    for dask input), the projection."""
     lazy = is_lazy(image)
     # CuPy input (e.g. laic() on a CuPy array inside enhance()) comes to the host: the
     # network takes torch tensors, which are moved to the device plane by plane anyway
@@ -221,29 +179,68 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if not hasattr(array, "shape"):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
     channel_axis = check_channel_axis(array.shape, channel_axis)
-    if lazy:
-        check_lazy_dtype(array)
-    elif array.dtype.kind in "iu" and array.size:
-        # integers by their bit depth: the quantization's when given, else the one rule
-        values = to_intensity(array, bits=None if quantization is None
-                              else quantization.bits)[0]
-    else:
-        values = as_float_image(array)
+    _check_quantization(quantization, array.shape, project)
+    values = None if lazy else _values(array, quantization)
+    tile = check_int(tile, "tile", low=8, allow_none=True)
+    noise = _check_noise(noise)
+    generator = _generator_for(model, quantization)
+    device = resolve_device(device)
+    generator = _on_device(generator, device)
+    if lazy or (quantization is not None and quantization.is_lazy):
+        if lazy:
+            check_lazy_dtype(array)
+        if project and noise == "auto":
+            noise = _window_noise_lazy(array, quantization, generator=generator,
+                                       device=device, tile=tile, channel_axis=channel_axis)
+        return _dequantize_lazy(array, quantization, generator=generator, device=device,
+                                tile=tile, project=project, channel_axis=channel_axis,
+                                noise=noise)
+    restored = _restore_planes(values, quantization, generator,
+                               device=device, tile=tile, channel_axis=channel_axis,
+                               progress=progress)
+    if project:
+        if noise == "auto":
+            noise = judge_noise(restored, quantization, channel_axis=channel_axis)
+        # float32 in: project() then steps any value that float32 rounding put on an
+        # interval's excluded edge back inside (a 16-bit interval is below a float32 ulp
+        # near 1 times the margin's 1/1000)
+        restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
+                                        noise=noise)
+    return restored.astype(np.float32)
+
+
+def _values(array, quantization: Quantization | None) -> np.ndarray:
+    """The in-memory image as floats in [0, 1]: integers by their bit depth (the
+    quantization's when given, else the one rule of :func:`to_intensity`)."""
+    if array.dtype.kind in "iu" and array.size:
+        return to_intensity(array, bits=None if quantization is None else quantization.bits)[0]
+    return as_float_image(array)
+
+
+def _check_quantization(quantization, shape, project: bool) -> None:
     if quantization is not None:
         if not isinstance(quantization, Quantization):
             raise TypeError("quantization must be a napari_lowlight.Quantization, got "
                             f"{type(quantization).__name__}")
-        if tuple(quantization.shape) != tuple(array.shape):
+        if tuple(quantization.shape) != tuple(shape):
             raise ValueError(f"quantization shape {tuple(quantization.shape)} does not match "
-                             f"the image's {tuple(array.shape)}")
-    tile = check_int(tile, "tile", low=8, allow_none=True)
+                             f"the image's {tuple(shape)}")
     if project and quantization is None:
         raise ValueError("project=True needs the quantization; pass quantization= or "
                          "project=False")
-    if not (isinstance(noise, str) and noise == "auto"):
-        if isinstance(noise, str):
-            raise ValueError(f'noise must be "auto" or a number of steps in 0..8, got {noise!r}')
-        noise = check_real(noise, "noise", low=0.0, high=8.0)
+
+
+def _check_noise(noise):
+    """``"auto"`` or the allowance in steps, 0..8."""
+    if isinstance(noise, str):
+        if noise == "auto":
+            return noise
+        raise ValueError(f'noise must be "auto" or a number of steps in 0..8, got {noise!r}')
+    return check_real(noise, "noise", low=0.0, high=8.0)
+
+
+def _generator_for(model, quantization: Quantization | None):
+    """The network ``model`` names (or is), checked against what this function can run."""
     if isinstance(model, (Generator, torch.nn.Module)):  # a ready network, any architecture
         generator = model.eval()
     else:
@@ -253,24 +250,18 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
     if generator.conditioned and quantization is None:
         raise ValueError("this model is conditioned on the quantization step: pass "
                          "quantization= (from degrade(...) or laic(...))")
-    device = resolve_device(device)
-    generator = _on_device(generator, device)
-    if lazy or (quantization is not None and quantization.is_lazy):
-        if project and noise == "auto":
-            noise = _window_noise_lazy(array, quantization, generator=generator,
-                                       device=device, tile=tile, channel_axis=channel_axis)
-        return _dequantize_lazy(array, quantization, generator=generator, device=device,
-                                tile=tile, project=project, channel_axis=channel_axis,
-                                noise=noise)
-    step = quantization.interval_width if quantization is not None else None
+    return generator
 
-    # planes: channels last, then every leading axis flattened
-    moved = values if channel_axis is None else np.moveaxis(values, channel_axis, -1)
+
+def _restore_planes(values, quantization, generator, *, device, tile, channel_axis,
+                    progress) -> np.ndarray:
+    """The network on every (rows, cols) plane of an in-memory image: the input plus the
+    residual, clipped to [0, 1], in the input's layout."""
+    step = quantization.interval_width if quantization is not None else None
+    # planes: channels first, then every leading axis flattened
+    moved = values if channel_axis is None else np.moveaxis(values, channel_axis, 0)
     moved_step = None if step is None else (
-        step if channel_axis is None else np.moveaxis(step, channel_axis, -1))
-    if channel_axis is not None:
-        moved = np.moveaxis(moved, -1, 0)
-        moved_step = None if moved_step is None else np.moveaxis(moved_step, -1, 0)
+        step if channel_axis is None else np.moveaxis(step, channel_axis, 0))
     shape = moved.shape
     planes = moved.reshape((-1,) + shape[-2:]).astype(np.float32)
     steps = None if moved_step is None else moved_step.reshape((-1,) + shape[-2:]).astype(
@@ -283,17 +274,7 @@ def dequantize(image, *, quantization: Quantization | None = None, model=None,
         if progress is not None:
             progress(index + 1, planes.shape[0])
     restored = np.clip(restored, 0.0, 1.0).reshape(shape)
-    if channel_axis is not None:
-        restored = np.moveaxis(np.moveaxis(restored, 0, -1), -1, channel_axis)
-    if project:
-        if noise == "auto":
-            noise = judge_noise(restored, quantization, channel_axis=channel_axis)
-        # float32 in: project() then steps any value that float32 rounding put on an
-        # interval's excluded edge back inside (a 16-bit interval is below a float32 ulp
-        # near 1 times the margin's 1/1000)
-        restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
-                                        noise=noise)
-    return restored.astype(np.float32)
+    return restored if channel_axis is None else np.moveaxis(restored, 0, channel_axis)
 
 
 def judge_noise(estimate, quantization: Quantization, *, channel_axis: int | None = None
@@ -357,8 +338,8 @@ def _window_noise_lazy(image, quantization, *, generator, device, tile, channel_
     inner = _noise_window(image.shape, channel_axis)
     local = _window_quantization(quantization, outer)
     values = np.asarray(image[outer])
-    raw = dequantize(values, quantization=local, model=generator, device=device, tile=tile,
-                     project=False, channel_axis=channel_axis)
+    raw = apply_dequantizer(values, quantization=local, model=generator, device=device,
+                            tile=tile, project=False, channel_axis=channel_axis)
     core = tuple(slice(i.start - o.start, i.stop - o.start) if i.start is not None else i
                  for i, o in zip(inner, outer))
     return _window_quantization(local, core).noise_of(raw[core])
@@ -423,5 +404,6 @@ def _dequantize_block(block, levels=None, k_block=None, *, k, r, bits, generator
     quantization = None
     if levels is not None:
         quantization = Quantization(levels, k=k if k_block is None else k_block, r=r, bits=bits)
-    return dequantize(block, quantization=quantization, model=generator, device=device,
-                      tile=tile, project=project, channel_axis=channel_axis, noise=noise)
+    return apply_dequantizer(block, quantization=quantization, model=generator,
+                             device=device, tile=tile, project=project,
+                             channel_axis=channel_axis, noise=noise)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..metrics import psnr
-from .data import PairSettings, make_batch
+from .pairs import PairSettings, make_batch
 from .losses import (
     adversarial_discriminator_loss,
     adversarial_generator_loss,

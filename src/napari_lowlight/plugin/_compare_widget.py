@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox
 from napari.utils.notifications import show_warning
 
-from ..baselines import BASELINES, smooth_project
+from ..baselines import BASELINES
+from ..dequantizer import smooth_project
 from .._lazy import is_lazy
 from ..compensation import laic
 from ..intensity import to_intensity
@@ -93,7 +94,7 @@ class CompareWidget(StepWidget):
                     outputs[name] = smooth_project(laic_result.enhanced, laic_result.quantization,
                                                    channel_axis=channel_axis)
                 else:
-                    from ..pipeline import dequantize
+                    from ..dequantizer import dequantize
 
                     outputs[name] = dequantize(laic_result.enhanced,
                                                quantization=laic_result.quantization,

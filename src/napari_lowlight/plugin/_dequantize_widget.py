@@ -98,7 +98,7 @@ class DequantizeWidget(StepWidget):
                 "bits": int(self.bits.value)}
 
     def compute(self, data, channel_axis, params, report):
-        from ..pipeline import dequantize
+        from ..dequantizer import dequantize
 
         quantization = layer_quantization(self.image.value, data.shape)
         if quantization is None:

@@ -83,7 +83,7 @@ class EnhanceWidget(StepWidget):
 
     def compute(self, data, channel_axis, params, report):
         from ..compensation import laic
-        from ..pipeline import dequantize
+        from ..dequantizer import dequantize
 
         lazy = is_lazy(data)
         options = dict(params["laic"])

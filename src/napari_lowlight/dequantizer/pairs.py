@@ -151,7 +151,8 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
                                center=centre)
     capture = degrade(crop, k=k, r=r, sigma=sigma, bits=bits, dimming=dimming, seed=rng,
                       return_noise=True)
-    if settings.laic_probability and rng.random() < settings.laic_probability:
+    if settings.laic_probability and rng.random() < settings.laic_probability \
+            and capture.quantization.levels.any():  # an all-black capture has no light for LAIC
         return _laic_pair(crop, capture, rng)
     quant = capture.quantization
     k_map = np.broadcast_to(quant.k, crop.shape)
