@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_lazy", "location_slices", "plane_chunks", "slice_broadcast"]
+__all__ = ["is_lazy", "location_slices", "overlap_layout", "plane_chunks",
+           "slice_broadcast"]
 
 
 def is_lazy(array) -> bool:
@@ -40,6 +41,56 @@ def plane_chunks(shape: tuple[int, ...], channel_axis: int | None) -> tuple:
     spatial = [i for i in range(len(shape)) if i != channel_axis]
     whole = set(spatial[-2:]) | ({channel_axis} if channel_axis is not None else set())
     return tuple(-1 if axis in whole else 1 for axis in range(len(shape)))
+
+
+def overlap_layout(image, halos: dict, *, multiple: int = 1, min_chunk: int = 64):
+    """``image`` rechunked for ``dask.array.map_overlap`` and the depth per axis.
+
+    The one halo rule of the local steps on dask arrays (the dequantizer's network, the
+    classic smoothing): a step that reaches ``halos[axis]`` pixels along ``axis`` gets that
+    halo (rounded up to ``multiple``), so every block sees what the whole image would
+    show it and the result does not depend on the chunking.
+
+    Parameters
+    ----------
+    image : dask array
+    halos : dict of int -> int
+        Axis -> the step's reach along it, pixels (>= 0); other axes get no halo.
+    multiple : int, >= 1
+        Grid the blocks must start on: a multi-scale network sees the same pixels as on
+        the whole image only from blocks on its grid, so chunks become whole multiples of
+        it (any remainder merged into the last chunk).
+    min_chunk : int, >= 1
+        Smallest chunk side, pixels: halos cost less next to larger chunks.
+
+    Returns
+    -------
+    (dask array, dict)
+        The rechunked image and ``depth`` (axis -> halo) for ``map_overlap`` with
+        ``boundary="none"``.  Every chunk is at least the halo (``map_overlap`` needs
+        that); an axis no longer than two chunks becomes one chunk, without a halo.
+    """
+    depth = dict.fromkeys(range(image.ndim), 0)
+    chunks = {}
+    for axis, reach in halos.items():
+        if reach <= 0:
+            continue
+        halo = -(-reach // multiple) * multiple
+        size = image.shape[axis]
+        chunk = max(min_chunk, halo, max(image.chunks[axis]))
+        chunk = -(-chunk // multiple) * multiple
+        if size <= 2 * chunk:
+            if len(image.chunks[axis]) > 1:
+                chunks[axis] = size
+            continue
+        aligned = all(c % multiple == 0 for c in image.chunks[axis][:-1])
+        if not aligned or min(image.chunks[axis]) < halo:
+            count, remainder = divmod(size, chunk)
+            chunks[axis] = (chunk,) * (count - 1) + (chunk + remainder,)
+        depth[axis] = halo
+    if chunks:
+        image = image.rechunk(chunks)
+    return image, depth
 
 
 def check_lazy_dtype(array, name: str = "image") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .._lazy import is_lazy
+from .._lazy import is_lazy, overlap_layout
 from .._validation import check_channel_axis, check_real
 from ..quantization import Quantization
 
@@ -62,12 +62,8 @@ def _smooth_project_lazy(image, quantization, *, sigma, channel_axis, margin=0.0
     image = da.asarray(image)
     channel_axis = check_channel_axis(image.shape, channel_axis)
     reach = int(4.0 * sigma + 0.5) + 1  # scipy truncates the kernel at 4 sigma
-    depth = {axis: 0 if axis == channel_axis else min(reach, image.shape[axis] - 1)
-             for axis in range(image.ndim)}
-    rechunk = {axis: max(64, reach) for axis, d in depth.items()
-               if d and min(image.chunks[axis]) < d}
-    if rechunk:
-        image = image.rechunk(rechunk)
+    image, depth = overlap_layout(
+        image, {axis: reach for axis in range(image.ndim) if axis != channel_axis})
     sigmas = [0.0 if axis == channel_axis else sigma for axis in range(image.ndim)]
     smoothed = da.map_overlap(
         lambda block: gaussian_filter(block.astype(np.float64), sigmas, mode="nearest"),

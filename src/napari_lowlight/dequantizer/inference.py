@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from .._lazy import check_lazy_dtype, is_lazy
+from .._lazy import check_lazy_dtype, is_lazy, overlap_layout
 from .._validation import as_float_image, check_channel_axis, check_int, check_real
 from ..intensity import to_intensity
 from ..quantization import Quantization
@@ -346,34 +346,12 @@ def _window_noise_lazy(image, quantization, *, generator, device, tile, channel_
 
 
 def _overlap_layout(image, generator, axes):
-    """``image`` rechunked for ``map_overlap`` over ``axes`` and the depth per axis.
-
-    The halo is half the receptive field plus one.  A multi-scale network sees the same
-    pixels as on the whole image only from blocks that start on its grid of
-    ``generator.multiple`` pixels, so its chunks are whole multiples of it, with any
-    remainder merged into the last chunk; every chunk is at least the halo (``map_overlap``
-    needs that).  An axis no longer than two chunks of that size is one chunk: no halo.
-    """
-    multiple = getattr(generator, "multiple", 1)
-    halo = -(-(generator.receptive_field // 2 + 1) // multiple) * multiple
-    depth = dict.fromkeys(range(image.ndim), 0)
-    chunks = {}
-    for axis in axes:
-        size = image.shape[axis]
-        chunk = max(256, halo, max(image.chunks[axis]))
-        chunk = -(-chunk // multiple) * multiple
-        if size <= 2 * chunk:
-            if len(image.chunks[axis]) > 1:
-                chunks[axis] = size
-            continue
-        aligned = all(c % multiple == 0 for c in image.chunks[axis][:-1])
-        if not aligned or min(image.chunks[axis]) < halo:
-            count, remainder = divmod(size, chunk)
-            chunks[axis] = (chunk,) * (count - 1) + (chunk + remainder,)
-        depth[axis] = halo
-    if chunks:
-        image = image.rechunk(chunks)
-    return image, depth
+    """``image`` rechunked for ``map_overlap`` over ``axes`` and the depth per axis: a halo
+    of half the receptive field plus one, blocks on the network's grid of
+    ``generator.multiple`` pixels, chunks of at least 256 (:func:`overlap_layout`)."""
+    reach = generator.receptive_field // 2 + 1
+    return overlap_layout(image, dict.fromkeys(axes, reach),
+                          multiple=getattr(generator, "multiple", 1), min_chunk=256)
 
 
 def _dequantize_lazy(image, quantization, *, generator, device, tile, project, channel_axis,
