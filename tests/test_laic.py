@@ -174,6 +174,8 @@ def test_time_limit_raises_or_falls_back():
         result = laic(dark[:50, :50], method="auto", time_limit=1e-4)
     assert result.method == "fast"
     assert any("fast method" in str(w.message) for w in caught)
+    # the warning points at the line that called laic, not inside the package
+    assert [w.filename for w in caught if "fast method" in str(w.message)] == [__file__]
 
 
 def test_local_signs_ties_are_zero():
@@ -288,3 +290,24 @@ def test_over_budget_refinement_splits_the_largest_steps_first():
 def test_refine_edges_must_be_a_bool():
     with pytest.raises(TypeError, match="refine_edges"):
         laic(np.full((8, 8), 0.2), refine_edges="yes")
+
+
+def test_binding_max_gain_warning_points_at_the_caller():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        laic(np.full((8, 8), 3 / 255), method="exact", max_gain=10.0)
+    assert [(w.category, w.filename) for w in caught] == [(RuntimeWarning, __file__)]
+
+
+def test_lp_window_sums_agree_with_box_sum_to_rounding():
+    """The LP sums windows at chosen pixels by a summed-area table, ``box_sum`` filters the
+    whole plane: the same sums to rounding (about 1e-13), not bit for bit, which is why the LP
+    keeps its own (``box_sum`` there moves the fast method's gains in their last bits)."""
+    from napari_lowlight._backend import box_sum
+    from napari_lowlight.compensation._lp import _window_sum
+
+    plane = textured_scene(37, 45, seed=3) / 20
+    ys, xs = np.nonzero(np.ones(plane.shape, bool))
+    for radius in (1, 2, 5, 15):
+        np.testing.assert_allclose(_window_sum(plane, ys, xs, radius),
+                                   box_sum(plane, radius)[ys, xs], rtol=1e-12, atol=1e-14)

@@ -277,11 +277,16 @@ def test_dequantize_widget_adds_consistent_layer(make_napari_viewer, qtbot, erro
                              metadata={"quantization": capture.quantization})
     widget = DequantizeWidget(viewer)
     widget.device.value = "cpu"
+    # noise 0: the strict projection, every pixel in its own interval ("auto", the
+    # default, widens them by the judged noise: tests/test_noise_projection.py)
+    widget.judge_noise.value = False
+    widget.noise.value = 0.0
     widget.run()
     wait_for_job(qtbot, widget, timeout=60000)
     assert errors == []
     out = viewer.layers["dequantized"]
     assert out.data.shape == source.shape and out.data.dtype == np.float32
+    assert out.metadata["napari_lowlight"]["noise"] == 0.0
     assert interval_consistency(out.data, capture.quantization) == 1.0
     assert out.metadata["quantization"] is capture.quantization
     assert layer.data is source

@@ -132,6 +132,25 @@ def test_auto_noise_is_the_noise_of_the_raw_output(capture):
                                                   device="cpu", noise=0))
 
 
+def test_auto_noise_never_allows_less_than_the_floor():
+    from napari_lowlight.dequantizer.inference import AUTO_NOISE_FLOOR, judge_noise
+
+    image = np.tile(np.linspace(0.05, 0.95, 96), (96, 1))
+    cap = nl.degrade(image, k=1 / 20, sigma=0.0, bits=8)  # noise-free: judged about 0
+    quant = cap.quantization
+    raw = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", project=False)
+    assert quant.noise_of(raw) < AUTO_NOISE_FLOOR
+    assert judge_noise(raw, quant) == AUTO_NOISE_FLOOR
+    assert judge_noise(raw, quant, floor=0) == quant.noise_of(raw)
+    auto = nl.dequantize(cap.reexposed, quantization=quant, device="cpu")
+    floor = nl.dequantize(cap.reexposed, quantization=quant, device="cpu",
+                          noise=AUTO_NOISE_FLOOR)
+    np.testing.assert_array_equal(auto, floor)
+    # the widened intervals still hold every pixel within the floor of its level
+    low, high = quant.bounds(noise=AUTO_NOISE_FLOOR)
+    assert ((auto >= low - 1e-6) & (auto <= high + 1e-6)).all()
+
+
 def test_auto_noise_beats_the_strict_projection_on_a_noisy_capture():
     from skimage import data
 
@@ -163,7 +182,8 @@ def test_auto_noise_judges_the_same_window_for_a_dask_input(monkeypatch):
     window = (slice(64, 128), slice(80, 144))  # the central 64 x 64
     judged = nl.Quantization(quant.levels[window], k=quant.k, r=quant.r,
                              bits=quant.bits).noise_of(raw[window])
-    given = nl.dequantize(cap.reexposed, quantization=quant, device="cpu", noise=judged)
+    given = nl.dequantize(cap.reexposed, quantization=quant, device="cpu",
+                          noise=max(judged, inference.AUTO_NOISE_FLOOR))
     np.testing.assert_array_equal(eager, given)
 
 

@@ -4,10 +4,15 @@ Each check raises ``TypeError`` for a value of the wrong kind and ``ValueError``
 for a value of the right kind but outside its range, with a message that names
 the parameter and what was received, so that a user (or the napari widget that
 turns the message into a notification) knows what to change.
+
+:func:`parameter_default` reads a public function's default for one of its parameters:
+the command line and the napari widgets offer the core's defaults through it, so that a
+default is stated once, in the core function's signature.
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -19,7 +24,29 @@ __all__ = [
     "check_int",
     "check_real",
     "float_dtype_for",
+    "parameter_default",
 ]
+
+
+def parameter_default(function, parameter: str):
+    """The default value of ``function``'s keyword ``parameter``, from its signature.
+
+    Parameters
+    ----------
+    function : callable
+        A core function (``degrade``, ``laic``, ``dequantize``, ...).
+    parameter : str
+        The name of one of its parameters that has a default.
+
+    Returns
+    -------
+    object
+        The default, as the signature states it.
+    """
+    default = inspect.signature(function).parameters[parameter].default
+    if default is inspect.Parameter.empty:
+        raise ValueError(f"{function.__name__}() has no default for {parameter!r}")
+    return default
 
 
 def check_real(

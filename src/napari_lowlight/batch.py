@@ -51,13 +51,13 @@ import numpy as np
 
 from ._validation import check_int
 from .intensity import to_intensity
+from .io import IMAGE_SUFFIXES, list_image_files
 
 __all__ = ["STEPS", "BatchSource", "open_source", "open_sources", "plane_result", "run_batch",
            "source_bits"]
 
 #: Steps ``batch`` knows, in the order they run.
 STEPS = ("laic", "dequantize")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 DONE_FOLDER = ".lowlight-done"
 LOCK_NAME = ".lowlight-lock"
 #: Inputs are hashed (sha256) up to this many bytes in all; beyond, size and mtime identify them.
@@ -174,8 +174,7 @@ def open_sources(path) -> list[BatchSource]:
         raise FileNotFoundError(f"no such input: {path}")
     name = path.name.split(".")[0] or "image"
     if path.is_dir() and not _looks_like_zarr(path):
-        files = sorted(str(p) for p in path.iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = [str(file) for file in list_image_files(path)]
         if not files:
             raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         first = probe_image(files[0])
@@ -266,7 +265,7 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
                  model, device, bits) -> np.ndarray:
     """Run ``steps`` on one plane (the in-memory functions); float32 in [0, 1]."""
     from .compensation import laic
-    from .quantization import Quantization
+    from .quantization import implied_quantization
 
     channel_axis = -1 if colour else None
     floats, intensity = to_intensity(plane, bits=bits)
@@ -282,9 +281,7 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
         from .dequantizer import dequantize
 
         if quantization is None:  # the plane is the capture itself: r = 1, k = 1
-            depth = intensity.bits
-            quantization = Quantization(np.rint(floats * (2**depth - 1)).astype(np.int64),
-                                        k=1.0, r=1.0, bits=depth)
+            quantization = implied_quantization(floats, bits=intensity.bits)
             values = floats
         values = dequantize(values, quantization=quantization, model=_generator(model),
                             device=device, channel_axis=channel_axis)
@@ -511,61 +508,85 @@ def _output_lock(out: Path):
     record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                          "started": time.time()})
     try:
+        handle = _acquire_lock(out, path, record)
+        try:
+            yield
+        finally:
+            _release_lock(handle, path)
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when the run left it empty (it failed before writing)
+
+
+def _acquire_lock(out: Path, path: Path, record: str):
+    """Lock ``path`` for this run and write ``record`` (pid, host, start); the open handle."""
+    try:
         import fcntl
     except ImportError:  # no flock (Windows): an O_EXCL file, stale when its pid is gone
         fcntl = None
-    handle = None
-    try:
-        for _ in range(5):
-            if fcntl is None:
-                try:
-                    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                except FileExistsError:
-                    import psutil
-
-                    holder = json.loads(path.read_text() or "{}")
-                    if holder.get("host") == socket.gethostname() and not psutil.pid_exists(
-                            int(holder.get("pid", -1))):
-                        path.unlink(missing_ok=True)  # left by a dead run
-                        continue
-                    raise RuntimeError(f"{out} is in use by another batch run "
-                                       f"({_lock_holder(path)}); wait for it to finish") from None
-                handle = os.fdopen(descriptor, "w")
-            else:
-                handle = open(path, "a+")
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    handle.close()
-                    handle = None
-                    raise RuntimeError(
-                        f"{out} is in use by another batch run ({_lock_holder(path)}); wait "
-                        f"for it to finish (a killed run's lock is released by the system)"
-                    ) from None
-                try:  # the file may have been removed by the holder just before we locked it
-                    same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
-                except FileNotFoundError:
-                    same = False
-                if not same:
-                    handle.close()
-                    handle = None
-                    continue
+    for _ in range(5):
+        handle = _open_exclusive(out, path) if fcntl is None else _open_flocked(out, path, fcntl)
+        if handle is None:
+            continue  # the lock file was removed or replaced meanwhile: try again
+        try:
             handle.seek(0)
             handle.truncate()
             handle.write(record)
             handle.flush()
-            break
-        else:
-            raise RuntimeError(f"could not lock {out}: the lock file keeps changing")
-        yield
-    finally:
-        if handle is not None:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            handle.close()
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only when the run left it empty (it failed before writing)
+        except BaseException:
+            _release_lock(handle, path)  # ours now: remove it as the end of the run would
+            raise
+        return handle
+    raise RuntimeError(f"could not lock {out}: the lock file keeps changing")
+
+
+def _open_exclusive(out: Path, path: Path):
+    """Create the lock file with O_EXCL; None when a dead run's stale file was removed."""
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        import psutil
+
+        holder = json.loads(path.read_text() or "{}")
+        if holder.get("host") == socket.gethostname() and not psutil.pid_exists(
+                int(holder.get("pid", -1))):
+            path.unlink(missing_ok=True)  # left by a dead run
+            return None
+        raise RuntimeError(f"{out} is in use by another batch run "
+                           f"({_lock_holder(path)}); wait for it to finish") from None
+    return os.fdopen(descriptor, "w")
+
+
+def _open_flocked(out: Path, path: Path, fcntl):
+    """Open and ``flock`` the lock file; None when it was replaced before the lock took."""
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RuntimeError(
+            f"{out} is in use by another batch run ({_lock_holder(path)}); wait "
+            f"for it to finish (a killed run's lock is released by the system)"
+        ) from None
+    try:  # the file may have been removed by the holder just before we locked it
+        same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        same = False
+    except BaseException:
+        _release_lock(handle, path)  # locked by us: let go of it as the end of a run does
+        raise
+    if not same:
+        handle.close()
+        return None
+    return handle
+
+
+def _release_lock(handle, path: Path) -> None:
+    """Remove the lock file, then close it (closing releases the flock)."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+    handle.close()
 
 
 # -- the cluster --------------------------------------------------------------------------
@@ -667,50 +688,22 @@ def run_batch(inputs, out, *, steps=("laic", "dequantize"), scheduler="local",
     dict
         ``planes`` (total), ``computed``, ``skipped`` and ``out``.
     """
-    from .io import WORKING_COPIES, check_memory
-    from .outputs import Output, plan_outputs
-
-    steps = tuple(steps)
-    unknown = [step for step in steps if step not in STEPS]
-    if not steps or unknown:
-        raise ValueError(f"steps must be a non-empty subset of {STEPS}, got {list(steps)}")
-    steps = tuple(step for step in STEPS if step in steps)
+    steps = _check_steps(steps)
     workers = check_int(workers, "workers", low=1)
     threads_per_worker = check_int(threads_per_worker, "threads_per_worker", low=1)
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise ValueError("no inputs given")
     out = Path(out)
-    plan_outputs([Output(out, "--out", kind="zarr")], inputs=inputs)
-    sources = [source for path in inputs for source in open_sources(path)]
-    names = [source.name for source in sources]
-    if len(set(names)) != len(names):
-        raise ValueError(f"two inputs have the same name: {names}")
     slots = workers * threads_per_worker if client is None and scheduler == "local" else 1
-    for source in sources:
-        check_memory(source.plane_shape, what=f"{source.name} (one plane, {slots} at a time)",
-                     copies=WORKING_COPIES * slots)
+    sources = _planned_sources(inputs, out, slots)
     laic_options = dict(laic_options or {})
     # One bit depth per input, by the package's one rule over the whole input (as for an
     # in-memory or dask array), not per plane: planes of one stack must be scaled alike.
     depths = {source.name: source_bits(source, bits) for source in sources}
-    attrs = {"steps": list(steps), "laic_options": laic_options, "bits": bits,
-             "bits_by_input": depths,
-             "inputs": [str(Path(p)) for p in inputs], "package_version": _version()}
-    if "dequantize" in steps:
-        from .dequantizer.weights import available_models, sha256_of
-
-        registry = available_models()
-        attrs["model"] = str(model)
-        attrs["model_sha256"] = (registry[model]["sha256"] if model in registry
-                                 else sha256_of(model))
-        _generator(model)  # a missing or altered weights file fails here, not on a worker
-    identity = json.loads(json.dumps({
-        "steps": list(steps), "bits": bits, "bits_by_input": depths,
-        "laic_options": laic_options, "device": str(device) if "dequantize" in steps else None,
-        "model": attrs.get("model"), "model_sha256": attrs.get("model_sha256"),
-        "package_version": attrs["package_version"], "inputs": _input_identity(sources)}))
-    attrs["identity"] = identity
+    attrs = _run_attributes(inputs, sources, steps=steps, bits=bits, depths=depths,
+                            laic_options=laic_options, model=model, device=device)
+    identity = attrs["identity"]
     if not restart:
         _check_resume(out, _existing_run(out), identity)
     elif out.exists():
@@ -723,13 +716,7 @@ def run_batch(inputs, out, *, steps=("laic", "dequantize"), scheduler="local",
             _clear_output(out)
         elif not restart:
             _check_resume(out, previous, identity)
-        done_dir = out / DONE_FOLDER
-        todo, total = [], 0
-        for source in sources:
-            total += source.planes
-            for index in range(source.planes):
-                if not (done_dir / source.name / str(index)).exists():
-                    todo.append((source, index))
+        todo, total = _planes_to_do(out, sources)
         skipped = total - len(todo)
         if progress is not None:
             progress(skipped, total)
@@ -741,6 +728,67 @@ def run_batch(inputs, out, *, steps=("laic", "dequantize"), scheduler="local",
                            progress=None if progress is None else
                            (lambda done: progress(skipped + done, total)))
     return {"planes": total, "computed": len(todo), "skipped": skipped, "out": str(out)}
+
+
+def _check_steps(steps) -> tuple:
+    """``steps`` checked and put in the order they run (``STEPS``)."""
+    steps = tuple(steps)
+    unknown = [step for step in steps if step not in STEPS]
+    if not steps or unknown:
+        raise ValueError(f"steps must be a non-empty subset of {STEPS}, got {list(steps)}")
+    return tuple(step for step in STEPS if step in steps)
+
+
+def _planned_sources(inputs: list, out: Path, slots: int) -> list:
+    """Plan ``out``, open every input's sources and check that ``slots`` planes fit memory."""
+    from .io import WORKING_COPIES, check_memory
+    from .outputs import Output, plan_outputs
+
+    # the output is checked before any input is opened: a bad --out is refused at once
+    plan_outputs([Output(out, "--out", kind="zarr")], inputs=inputs)
+    sources = [source for path in inputs for source in open_sources(path)]
+    names = [source.name for source in sources]
+    if len(set(names)) != len(names):  # one output array per name: they must differ
+        raise ValueError(f"two inputs have the same name: {names}")
+    for source in sources:
+        check_memory(source.plane_shape, what=f"{source.name} (one plane, {slots} at a time)",
+                     copies=WORKING_COPIES * slots)
+    return sources
+
+
+def _run_attributes(inputs, sources, *, steps, bits, depths, laic_options, model,
+                    device) -> dict:
+    """The attributes the output records, with the run ``identity`` that a resume must match."""
+    attrs = {"steps": list(steps), "laic_options": laic_options, "bits": bits,
+             "bits_by_input": depths,
+             "inputs": [str(Path(p)) for p in inputs], "package_version": _version()}
+    if "dequantize" in steps:
+        from .dequantizer.weights import available_models, sha256_of
+
+        registry = available_models()
+        attrs["model"] = str(model)
+        attrs["model_sha256"] = (registry[model]["sha256"] if model in registry
+                                 else sha256_of(model))
+        _generator(model)  # a missing or altered weights file fails here, not on a worker
+    # through JSON: compared with what a previous run stored (tuples read back as lists)
+    attrs["identity"] = json.loads(json.dumps({
+        "steps": list(steps), "bits": bits, "bits_by_input": depths,
+        "laic_options": laic_options, "device": str(device) if "dequantize" in steps else None,
+        "model": attrs.get("model"), "model_sha256": attrs.get("model_sha256"),
+        "package_version": attrs["package_version"], "inputs": _input_identity(sources)}))
+    return attrs
+
+
+def _planes_to_do(out: Path, sources) -> tuple[list, int]:
+    """The (source, plane index) pairs without a done marker in ``out``, and the plane count."""
+    done_dir = out / DONE_FOLDER
+    todo, total = [], 0
+    for source in sources:
+        total += source.planes
+        for index in range(source.planes):
+            if not (done_dir / source.name / str(index)).exists():
+                todo.append((source, index))
+    return todo, total
 
 
 def _run_tasks(todo, *, client, out, steps, laic_options, model, device, bits, progress):

@@ -30,7 +30,6 @@ option's default is a core function's, it is read from that function
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from fractions import Fraction
@@ -77,7 +76,9 @@ def _noise_value(text: str):
 
 def _default(function, parameter: str):
     """The default of ``function``'s ``parameter`` (the core states it once; the CLI reads it)."""
-    return inspect.signature(function).parameters[parameter].default
+    from ._validation import parameter_default
+
+    return parameter_default(function, parameter)
 
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
@@ -443,6 +444,7 @@ def _run_dequantize(args) -> int:
 
 def _add_evaluate(sub) -> None:
     from .evaluation import evaluate
+    from .methods import SETTINGS
 
     ev = sub.add_parser(
         "evaluate",
@@ -456,7 +458,7 @@ def _add_evaluate(sub) -> None:
                     help="also use the bundled photograph and microscopy image and "
                     "scikit-image's camera, astronaut and chelsea (no download), and enhance "
                     "the bundled real dim image (Hubble deep field crop) with every method")
-    ev.add_argument("--setting", choices=("global", "local", "both"), default="both",
+    ev.add_argument("--setting", choices=(*SETTINGS, "both"), default="both",
                     help="low-light setting of the synthetic captures: the paper's global "
                     "(uniform dimming), local (uneven dimming) or both (default)")
     ev.add_argument("--methods", default="all",
@@ -471,22 +473,19 @@ def _add_evaluate(sub) -> None:
 
 
 def _collect_images(args) -> dict:
-    from .io import TIFF_SUFFIXES, guess_channel_axis, read_image
+    from .io import drop_alpha, guess_channel_axis, list_image_files, read_image
 
-    suffixes = TIFF_SUFFIXES + (".png", ".jpg", ".jpeg")
     paths = []
     for entry in args.images:
         if entry.is_dir():
-            paths += sorted(p for p in entry.iterdir() if p.suffix.lower() in suffixes)
+            paths += list_image_files(entry)
         elif entry.is_file():
             paths.append(entry)
         else:
             raise FileNotFoundError(f"no such image folder or file: {entry}")
     images = {}
     for path in paths:
-        array = read_image(path)
-        if array.ndim == 3 and array.shape[-1] == 4:
-            array = array[..., :3]  # alpha carries no light
+        array = drop_alpha(read_image(path))
         images[path.stem] = (array, guess_channel_axis(array))
     if args.test_set:
         from skimage import data as skdata
@@ -520,14 +519,15 @@ def _fit(image, axis, max_size):
 def _run_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .evaluation import METHODS, evaluate
+    from .evaluation import evaluate
+    from .methods import METHODS, SETTINGS
 
     if args.list_methods:
         print("\n".join(METHODS))
         return 0
     methods = list(METHODS) if args.methods == "all" else [
         m.strip() for m in args.methods.split(",") if m.strip()]
-    settings = ("global", "local") if args.setting == "both" else (args.setting,)
+    settings = tuple(SETTINGS) if args.setting == "both" else (args.setting,)
     if args.max_size < 16:
         raise ValueError(f"--max-size must be at least 16, got {args.max_size}")
     from .outputs import Output
@@ -557,9 +557,17 @@ def _run_evaluate(args) -> int:
 
 
 def _add_train(sub) -> None:
-    # The defaults are written here, not read from TrainConfig: that would import torch
-    # for every command, and the command line's own choices (steps, crop, the 5/6
-    # pretraining share) differ from TrainConfig's on purpose.
+    from dataclasses import fields
+
+    from .dequantizer.config import TrainConfig  # torch-free, unlike dequantizer.training
+    from .dequantizer.pairs import PairSettings
+
+    # The defaults are TrainConfig's and PairSettings' (depth 6, width 32, crop 48, ...), read
+    # here so that they cannot drift apart.  Two are the command line's own, on purpose:
+    # --steps 3000 (TrainConfig: 2000) and --pretrain-steps 5/6 of --steps (TrainConfig:
+    # 1500, i.e. 3/4), the command's choices since it was written (README, docs/usage.md).
+    config = {option.name: option.default for option in fields(TrainConfig)}
+    pairs = {option.name: option.default for option in fields(PairSettings)}
     tr = sub.add_parser(
         "train",
         help="train the dequantizer on synthetic pairs (resumable)",
@@ -579,19 +587,25 @@ def _add_train(sub) -> None:
                     help="total training steps, fine-tuning included (default 3000)")
     tr.add_argument("--pretrain-steps", type=int, default=None,
                     help="adversarial fine-tuning starts here (default: 5/6 of --steps)")
-    tr.add_argument("--depth", type=int, default=6, help="residual units (paper: 16)")
-    tr.add_argument("--width", type=int, default=32, help="feature channels (usual: 64)")
-    tr.add_argument("--context-sigmas", type=float, nargs="*", default=[], metavar="PX",
+    tr.add_argument("--depth", type=int, default=config["depth"],
+                    help="residual units (paper: 16)")
+    tr.add_argument("--width", type=int, default=config["width"],
+                    help="feature channels (usual: 64)")
+    tr.add_argument("--context-sigmas", type=float, nargs="*",
+                    default=list(config["context_sigmas"]), metavar="PX",
                     help="Gaussian scales (px) of the wide-context inputs of a v2 network "
                     "(default none: the v1 network)")
     tr.add_argument("--init-from", default=None, metavar="MODEL",
                     help="start from these weights (a shipped model's name or a .safetensors "
                     "file; a v1 model can seed a v2 network of the same depth and width)")
-    tr.add_argument("--learning-rate", type=float, default=2e-4, help="Adam step size")
-    tr.add_argument("--batch", type=int, default=16, help="pairs per step")
-    tr.add_argument("--crop", type=int, default=48, help="side of each training crop, px")
-    tr.add_argument("--seed", type=int, default=0,
-                    help="seed of the weights' initialisation and the training pairs (default 0)")
+    tr.add_argument("--learning-rate", type=float, default=config["learning_rate"],
+                    help="Adam step size")
+    tr.add_argument("--batch", type=int, default=config["batch"], help="pairs per step")
+    tr.add_argument("--crop", type=int, default=pairs["crop"],
+                    help="side of each training crop, px")
+    tr.add_argument("--seed", type=int, default=config["seed"],
+                    help="seed of the weights' initialisation and the training pairs "
+                    f"(default {config['seed']})")
     tr.add_argument("--config", type=Path, default=None, metavar="JSON",
                     help="a whole training configuration (a run's config.json, e.g. "
                     "scripts/train-configs/unet-v2.json); replaces --steps, --depth, --width, "

@@ -1,12 +1,11 @@
 """The demo behind ``make demo``: the pipeline on a bundled sample, with measured numbers.
 
-The bundled photograph is captured in the paper's global low light (k = 1/30,
-r = 1.3, sigma = 0.25 q) and in uneven light (k = 1/5, r = 1.5, vignette),
-re-exposed, and compared with the original.  LAIC then compensates the uneven
-capture and a real dim image (a crop of the Hubble deep field), compared with a
-uniform gain.  Finally the shipped dequantizer restores the global capture
-(against the classic smooth + project baseline) and the full pipeline (LAIC,
-then the network) runs on the uneven capture.
+The bundled photograph is captured in the paper's global and local (uneven) low light
+(:data:`napari_lowlight.methods.SETTINGS`), re-exposed, and compared with the original.
+LAIC then compensates the uneven capture and a real dim image (a crop of the Hubble
+deep field), compared with a uniform gain.  Finally the shipped dequantizer restores
+the global capture (against the classic smooth + project baseline) and the full
+pipeline (LAIC, then the network) runs on the uneven capture.
 """
 
 from __future__ import annotations
@@ -21,15 +20,10 @@ from .compensation import laic
 from .compensation._problem import laic_objective
 from .formation import degrade
 from .io import write_image
+from .methods import SETTINGS  # the paper's two settings; also importable from here
 from .metrics import interval_consistency, psnr, ssim
 
 __all__ = ["SETTINGS", "banding_crop", "run_demo"]
-
-#: The paper's two evaluation settings (METHOD.md section 5).
-SETTINGS = {
-    "global": dict(k=1 / 30, r=1.3, sigma=0.25, bits=8, dimming=None),
-    "local": dict(k=1 / 5, r=1.5, sigma=0.25, bits=8, dimming="vignette"),
-}
 
 
 def banding_crop(image: np.ndarray) -> tuple[slice, slice]:

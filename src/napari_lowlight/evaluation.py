@@ -1,8 +1,8 @@
 """The paper's comparison made measurable: degrade, enhance with every method, score, plot.
 
-``evaluate()`` is what ``napari-lowlight evaluate`` runs.  Each image is captured
-in the paper's settings (global: k = 1/30, r = 1.3, sigma = 0.25 q; local:
-k = 1/5, r = 1.5, vignette), then every method runs:
+``evaluate()`` is what ``napari-lowlight evaluate`` runs.  Each image is captured in
+the paper's settings (:data:`napari_lowlight.methods.SETTINGS`: global and local low
+light), then every method of :data:`napari_lowlight.methods.METHODS` runs:
 
 - baselines (CLAHE, LIME, OCTM, SRIE) on the dark capture, as the paper runs them;
 - ``reexposed``: Eq. 7 by itself; ``smooth_project``: the classic dequantizer on it;
@@ -18,82 +18,23 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ._validation import as_float_image
-from .baselines import BASELINES
-from .dequantizer import smooth_project
-from .compensation import laic
 from .formation import DegradedImage, degrade
+from .methods import DARK_METHODS, METHODS, SETTINGS
 from .metrics import interval_consistency, lightness_order_error, psnr, ssim
 
 __all__ = ["METHODS", "REAL_METHODS", "SETTINGS", "enhance_real", "evaluate", "run_method"]
 
-SETTINGS = {
-    "global": dict(k=1 / 30, r=1.3, sigma=0.25, bits=8, dimming=None),
-    "local": dict(k=1 / 5, r=1.5, sigma=0.25, bits=8, dimming="vignette"),
-}
+# SETTINGS (the paper's low-light settings) and METHODS (name -> Method, callable as
+# ``METHODS[name](capture, channel_axis, cache) -> (output, Quantization or None)``) are
+# the registry's own objects (napari_lowlight.methods), also importable from here.
 
-
-def _reexposed(capture: DegradedImage, axis, cache):
-    return capture.reexposed, capture.quantization
-
-
-def _smooth(capture: DegradedImage, axis, cache):
-    return smooth_project(capture.reexposed, capture.quantization, channel_axis=axis), \
-        capture.quantization
-
-
-def _laic(capture: DegradedImage, axis, cache):
-    if "laic" not in cache:  # shared with laic+smooth_project on the same capture
-        result = laic(capture.dark, channel_axis=axis, bits=capture.bits)
-        cache["laic"] = (result.enhanced, result.quantization)
-    return cache["laic"]
-
-
-def _laic_smooth(capture: DegradedImage, axis, cache):
-    enhanced, quantization = _laic(capture, axis, cache)
-    return smooth_project(enhanced, quantization, channel_axis=axis), quantization
-
-
-def _dequantizer(capture: DegradedImage, axis, cache):
-    from .dequantizer import dequantize
-
-    restored = dequantize(capture.reexposed, quantization=capture.quantization,
-                          channel_axis=axis, device="cpu")
-    return restored, capture.quantization
-
-
-def _laic_dequantizer(capture: DegradedImage, axis, cache):
-    from .dequantizer import dequantize
-
-    enhanced, quantization = _laic(capture, axis, cache)
-    return dequantize(enhanced, quantization=quantization, channel_axis=axis,
-                      device="cpu"), quantization
-
-
-def _baseline(function):
-    def run(capture: DegradedImage, axis, cache):
-        return function(capture.dark, channel_axis=axis), None
-
-    return run
-
-
-#: name -> (capture, channel_axis, cache) -> (output image, Quantization or None); a method
-#: that builds on another (laic+smooth_project) reuses its result from the per-capture cache
-#: and its time then counts only its own step.
-METHODS: dict[str, Callable] = {
-    "reexposed": _reexposed,
-    "smooth_project": _smooth,
-    **{name: _baseline(function) for name, function in BASELINES.items()},
-    "dequantizer": _dequantizer,
-    "laic": _laic,
-    "laic+smooth_project": _laic_smooth,
-    "laic+dequantizer": _laic_dequantizer,
-}
+#: Methods that need only the dark image (no synthetic capture): used on real dim images.
+REAL_METHODS = DARK_METHODS
 
 
 def run_method(name: str, capture: DegradedImage, channel_axis=None, cache=None):
@@ -115,7 +56,7 @@ def _score(original, output, quantization, axis) -> dict:
     }
 
 
-def evaluate(images: dict, *, settings=("global", "local"), methods=None, out_dir,
+def evaluate(images: dict, *, settings=tuple(SETTINGS), methods=None, out_dir,
              seed: int = 0, progress=None) -> list[dict]:
     """Degrade each image, run each method, score, and write CSV, Markdown and figures.
 
@@ -123,7 +64,8 @@ def evaluate(images: dict, *, settings=("global", "local"), methods=None, out_di
     ----------
     images : dict of name -> (image array, channel_axis)
         Normally exposed images (float in [0, 1] or integers).
-    settings : sequence of {"global", "local"}
+    settings : sequence of str
+        Names from :data:`SETTINGS` ("global", "local"); both by default.
     methods : sequence of str, optional
         Names from :data:`METHODS`; all by default.
     out_dir : path
@@ -175,15 +117,12 @@ def evaluate(images: dict, *, settings=("global", "local"), methods=None, out_di
     return rows
 
 
-#: Methods that need only the dark image (no synthetic capture): used on real dim images.
-REAL_METHODS = [*BASELINES, "laic", "laic+smooth_project", "laic+dequantizer"]
-
-
 def enhance_real(images: dict, *, methods=None, out_dir, progress=None) -> list[dict]:
     """Run the methods that need no ground truth on real dim images; figures and timings.
 
     ``images``: name -> (image, channel_axis).  Writes ``figures/real_<name>.png``
-    and returns one row (image, method, seconds, mean brightness) per run.
+    and returns one row (image, method, seconds, mean brightness) per run.  Each method
+    runs through :meth:`napari_lowlight.methods.Method.on_dark` (the network on the CPU).
     """
     methods = REAL_METHODS if methods is None else [m for m in methods if m in REAL_METHODS]
     out_dir = Path(out_dir)
@@ -194,20 +133,8 @@ def enhance_real(images: dict, *, methods=None, out_dir, progress=None) -> list[
         outputs, cache = {}, {}
         for method in methods:
             start = time.perf_counter()
-            if method in BASELINES:
-                output = BASELINES[method](values, channel_axis=axis)
-            else:
-                if "laic" not in cache:
-                    result = laic(image, channel_axis=axis)
-                    cache["laic"] = (result.enhanced, result.quantization)
-                output, quantization = cache["laic"]
-                if method == "laic+smooth_project":
-                    output = smooth_project(output, quantization, channel_axis=axis)
-                elif method == "laic+dequantizer":
-                    from .dequantizer import dequantize
-
-                    output = dequantize(output, quantization=quantization, channel_axis=axis,
-                                        device="cpu")
+            output, _ = METHODS[method].on_dark(image, channel_axis=axis, device="cpu",
+                                                cache=cache)
             rows.append({"image": name, "method": method,
                          "seconds": time.perf_counter() - start,
                          "mean_brightness": float(np.mean(output))})

@@ -181,47 +181,22 @@ def degrade(
     r = check_real(r, "r", low=0.0, low_inclusive=False)
     sigma = check_real(sigma, "sigma", low=0.0)
     bits = check_bits(bits)
-    lazy = is_lazy(image)
-    array = image if lazy else (
-        np.asarray(image) if not isinstance(image, (str, bytes)) else image)
-    shape = getattr(array, "shape", None)
-    if shape is None:
-        raise TypeError(f"image must be an array, got {type(image).__name__}")
-    channel_axis = check_channel_axis(shape, channel_axis)
-    # integers: scaled by their effective depth over the whole array (one rule, in memory
-    # and lazy alike)
-    input_bits = None
-    if np.dtype(array.dtype).kind in "iu" and getattr(array, "size", 0):
-        input_bits = infer_bits(array)
-    if lazy:
-        check_lazy_dtype(array)
-    else:
-        normal = as_float_image(array) if input_bits is None else to_intensity(
-            array, bits=input_bits)[0]
+    array, normal, input_bits, channel_axis = _normal_image(image, channel_axis)
+    lazy = normal is None  # a dask array: captured block by block, as it is computed
+    shape = array.shape
     out_dtype = float_dtype_for(np.dtype(array.dtype))
     spatial_shape = tuple(s for i, s in enumerate(shape) if i != channel_axis)
-    rng = np.random.default_rng(seed)
-    # The dimming field draws from a child stream, the noise key after it.
-    dim = _dimming_map(dimming, spatial_shape, channel_axis, len(shape), rng.spawn(1)[0])
-    key = noise_key(rng)
-    k_eff = k if dim is None else k * dim
-    if dim is not None and np.max(k_eff) > 1.0:
-        raise ValueError(
-            f"k * dimming must be <= 1 everywhere (light cannot exceed the normal "
-            f"exposure), got a maximum of {np.max(k_eff):g}"
-        )
+    dim, k_eff, key = _light_and_noise_key(dimming, k, seed, spatial_shape, channel_axis,
+                                           len(shape))
     q = 1.0 / (2**bits - 1)
-    noise = None
     if lazy:
         levels = array.map_blocks(
             _capture_levels, shape=shape, k=k_eff, r=r, noise_std=sigma * q, bits=bits,
             key=key, input_bits=input_bits, dtype=np.uint8 if bits <= 8 else np.uint16)
+        noise = None
     else:
-        signal = k_eff * normal**r
-        if sigma > 0:
-            noise = sigma * q * position_normal(key, shape)
-            signal = signal + noise
-        levels = quantize_levels(signal, bits)
+        levels, noise = _capture_in_memory(normal, shape, k_eff=k_eff, r=r, sigma=sigma, q=q,
+                                           bits=bits, key=key)
     quantization = Quantization(levels, k=k_eff, r=r, bits=bits)
     dark = quantization.dark.astype(out_dtype)
     reexposed = quantization.reexposed(out_dtype)
@@ -237,6 +212,55 @@ def degrade(
         channel_axis=channel_axis,
         noise=noise if return_noise else None,
     )
+
+
+def _normal_image(image, channel_axis):
+    """Check ``image``: (array, normal intensities or None when lazy, input bits, channel axis)."""
+    lazy = is_lazy(image)
+    array = image if lazy else (
+        np.asarray(image) if not isinstance(image, (str, bytes)) else image)
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    channel_axis = check_channel_axis(shape, channel_axis)
+    # integers: scaled by their effective depth over the whole array (one rule, in memory
+    # and lazy alike)
+    input_bits = None
+    if np.dtype(array.dtype).kind in "iu" and getattr(array, "size", 0):
+        input_bits = infer_bits(array)
+    if lazy:
+        check_lazy_dtype(array)  # a lazy array is scaled block by block, in _capture_levels
+        return array, None, input_bits, channel_axis
+    normal = as_float_image(array) if input_bits is None else to_intensity(
+        array, bits=input_bits)[0]
+    return array, normal, input_bits, channel_axis
+
+
+def _light_and_noise_key(dimming, k, seed, spatial_shape, channel_axis, ndim):
+    """The dimming map, the per-pixel light ``k * dimming`` (checked) and the noise key."""
+    rng = np.random.default_rng(seed)
+    # The dimming field draws from a child stream, the noise key after it: this order is
+    # part of what a seed means (the same seed gives the same capture in every version).
+    dim = _dimming_map(dimming, spatial_shape, channel_axis, ndim, rng.spawn(1)[0])
+    key = noise_key(rng)
+    k_eff = k if dim is None else k * dim
+    if dim is not None and np.max(k_eff) > 1.0:
+        raise ValueError(
+            f"k * dimming must be <= 1 everywhere (light cannot exceed the normal "
+            f"exposure), got a maximum of {np.max(k_eff):g}"
+        )
+    return dim, k_eff, key
+
+
+def _capture_in_memory(normal, shape, *, k_eff, r, sigma, q, bits, key):
+    """The capture's levels and the noise added before quantization (None without noise)."""
+    # the same arithmetic as _capture_levels, which does it block by block for dask arrays
+    signal = k_eff * normal**r
+    noise = None
+    if sigma > 0:
+        noise = sigma * q * position_normal(key, shape)
+        signal = signal + noise
+    return quantize_levels(signal, bits), noise
 
 
 def _capture_levels(block, *, shape, k, r, noise_std, bits, key, input_bits=None,

@@ -46,13 +46,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TIFF_SUFFIXES", "IMAGEIO_SUFFIXES", "WORKING_COPIES", "ImageData", "ImageInfo",
-           "ImageTooLargeError", "TiffLayout", "alpha_as_float", "available_memory", "check_memory",
-           "check_writable", "guess_channel_axis", "load_image", "probe_image", "read_image",
+__all__ = ["TIFF_SUFFIXES", "IMAGEIO_SUFFIXES", "IMAGE_SUFFIXES", "WORKING_COPIES",
+           "ImageData", "ImageInfo", "ImageTooLargeError", "TiffLayout", "alpha_as_float",
+           "available_memory", "check_memory", "check_writable", "drop_alpha",
+           "guess_channel_axis", "list_image_files", "load_image", "probe_image", "read_image",
            "tiff_layouts", "write_image"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGEIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: What a folder of images is listed by (:func:`list_image_files`): the formats photographs
+#: and microscope frames come in.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 #: Processing an image takes about this many float64 copies of it (measured: LAIC and
 #: degrade peak at 6-7 copies); used by :func:`check_memory` for whole-image commands.
@@ -251,63 +255,18 @@ def _invert(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _tiff_layout(path: Path, series, index: int) -> TiffLayout:
+    """The layout of one series of a TIFF file, from its keyframe's tags (ValueError: refused)."""
     where = f"{path}" + (f" (series {index})" if index else "")
     page = series.keyframe
     axes, shape = str(series.axes), tuple(int(s) for s in series.shape)
     dtype = np.dtype(series.dtype)
     photometric_code = int(page.photometric)
     photometric = _PHOTOMETRIC_NAMES.get(photometric_code, f"code {photometric_code}")
-    if "Y" not in axes or "X" not in axes:
-        raise ValueError(f"{where}: axes {axes!r} have no rows and columns (Y, X)")
-    samples = shape[axes.index("S")] if "S" in axes else 1
-    if samples != int(page.samplesperpixel):
-        raise ValueError(f"{where}: {page.samplesperpixel} samples per pixel, but the series "
-                         f"holds {samples}; cannot interpret it")
-    plane_axes = "".join(a for a in axes if a != "S")
-    if plane_axes[-2:] != "YX":
-        raise ValueError(f"{where}: axes {axes!r} do not end with rows and columns")
+    samples = _tiff_samples(where, page, axes, shape)
     extras = tuple(int(e) for e in (page.extrasamples or ()))
     bits = int(page.bitspersample)
-    colour = channel_samples = False
-    alpha_sample = None
-    light_dtype = dtype
-    colormap = None
-
-    def alpha_or_refuse(base: int) -> int | None:
-        count = samples - base
-        if count == 0:
-            return None
-        if count == 1 and extras[:1] == (2,):
-            return base
-        if 1 in extras:
-            raise ValueError(f"{where}: premultiplied (associated) alpha is not supported; "
-                             "save it with unassociated alpha")
-        raise ValueError(f"{where}: {photometric} with {count} extra sample(s) of unspecified "
-                         "meaning; save the channels as a grayscale stack or drop the extras")
-
-    if photometric in ("minisblack", "miniswhite"):
-        if samples > 1 and extras and all(e == 0 for e in extras):
-            channel_samples = True  # a multichannel image: every channel a plane
-        else:
-            alpha_sample = alpha_or_refuse(1)
-    elif photometric == "rgb" or (photometric == "ycbcr" and int(page.compression) in (6, 7)):
-        photometric = "rgb"
-        if samples < 3:
-            raise ValueError(f"{where}: an RGB image with {samples} samples per pixel")
-        colour = True
-        alpha_sample = alpha_or_refuse(3)
-    elif photometric == "palette":
-        if samples != 1:
-            raise ValueError(f"{where}: a palette image with {samples} samples per pixel")
-        colormap = np.asarray(page.colormap)
-        if colormap is None or colormap.ndim != 2 or colormap.shape[0] != 3:
-            raise ValueError(f"{where}: a palette image without a usable colour map")
-        colour = True
-        light_dtype = np.dtype(np.uint8 if not np.any(colormap % 257) else np.uint16)
-    else:
-        raise ValueError(f"{where}: photometric interpretation {photometric!r} is not "
-                         "supported (grayscale, RGB and palette are); convert it to RGB or "
-                         "grayscale first")
+    photometric, colour, channel_samples, alpha_sample, light_dtype, colormap = (
+        _tiff_samples_meaning(where, page, photometric, samples, extras, dtype))
     if photometric == "miniswhite" and dtype.kind not in "buf":
         raise ValueError(f"{where}: a miniswhite image of {dtype} values is not supported")
     leading = [shape[i] for i, a in enumerate(axes) if a not in "SYX"]
@@ -317,6 +276,70 @@ def _tiff_layout(path: Path, series, index: int) -> TiffLayout:
     light_shape = (*leading, rows, cols) + ((3,) if colour else ())
     return TiffLayout(str(path), index, axes, shape, str(dtype), photometric, bits, colour,
                       alpha_sample, channel_samples, light_shape, str(light_dtype), colormap)
+
+
+def _tiff_samples(where: str, page, axes: str, shape: tuple) -> int:
+    """The samples per pixel of a series; refuses axes that do not end with rows, columns."""
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"{where}: axes {axes!r} have no rows and columns (Y, X)")
+    samples = shape[axes.index("S")] if "S" in axes else 1
+    if samples != int(page.samplesperpixel):  # tags and series disagree: any reading a guess
+        raise ValueError(f"{where}: {page.samplesperpixel} samples per pixel, but the series "
+                         f"holds {samples}; cannot interpret it")
+    plane_axes = "".join(a for a in axes if a != "S")
+    if plane_axes[-2:] != "YX":
+        raise ValueError(f"{where}: axes {axes!r} do not end with rows and columns")
+    return samples
+
+
+def _tiff_samples_meaning(where: str, page, photometric: str, samples: int, extras: tuple,
+                          dtype: np.dtype) -> tuple:
+    """What the samples are, by the photometric tag: (photometric, colour, channel samples,
+    alpha sample, light dtype, colour map); refuses what it cannot interpret."""
+    colour = channel_samples = False
+    alpha_sample = None
+    light_dtype = dtype
+    colormap = None
+    if photometric in ("minisblack", "miniswhite"):
+        if samples > 1 and extras and all(e == 0 for e in extras):
+            channel_samples = True  # a multichannel image: every channel a plane
+        else:
+            alpha_sample = _tiff_alpha(where, photometric, samples, extras, 1)
+    elif photometric == "rgb" or (photometric == "ycbcr" and int(page.compression) in (6, 7)):
+        photometric = "rgb"  # JPEG-compressed YCbCr: tifffile decodes it to RGB
+        if samples < 3:
+            raise ValueError(f"{where}: an RGB image with {samples} samples per pixel")
+        colour = True
+        alpha_sample = _tiff_alpha(where, photometric, samples, extras, 3)
+    elif photometric == "palette":
+        if samples != 1:
+            raise ValueError(f"{where}: a palette image with {samples} samples per pixel")
+        colormap = np.asarray(page.colormap)
+        if colormap is None or colormap.ndim != 2 or colormap.shape[0] != 3:
+            raise ValueError(f"{where}: a palette image without a usable colour map")
+        colour = True
+        # a map of 8-bit values stored as 16-bit (multiples of 257) gives 8-bit light
+        light_dtype = np.dtype(np.uint8 if not np.any(colormap % 257) else np.uint16)
+    else:
+        raise ValueError(f"{where}: photometric interpretation {photometric!r} is not "
+                         "supported (grayscale, RGB and palette are); convert it to RGB or "
+                         "grayscale first")
+    return photometric, colour, channel_samples, alpha_sample, light_dtype, colormap
+
+
+def _tiff_alpha(where: str, photometric: str, samples: int, extras: tuple,
+                base: int) -> int | None:
+    """The index of the alpha sample after ``base`` colour samples; None without one."""
+    count = samples - base
+    if count == 0:
+        return None
+    if count == 1 and extras[:1] == (2,):  # ExtraSamples 2: unassociated alpha
+        return base
+    if 1 in extras:  # ExtraSamples 1: premultiplied alpha, which would need dividing out
+        raise ValueError(f"{where}: premultiplied (associated) alpha is not supported; "
+                         "save it with unassociated alpha")
+    raise ValueError(f"{where}: {photometric} with {count} extra sample(s) of unspecified "
+                     "meaning; save the channels as a grayscale stack or drop the extras")
 
 
 class _Refused(Exception):
@@ -527,6 +550,40 @@ def read_image(path, *, series: int | None = None) -> np.ndarray:
     See :func:`load_image` for the alpha channel and the file's description.
     """
     return load_image(path, series=series).image
+
+
+def list_image_files(folder, *, recursive: bool = False) -> list[Path]:
+    """The image files of ``folder``, sorted: files whose suffix (any case) is in
+    :data:`IMAGE_SUFFIXES`.
+
+    Parameters
+    ----------
+    folder : path
+        An existing folder.
+    recursive : bool
+        Also list the files of its subfolders, at any depth.
+
+    Returns
+    -------
+    list of Path
+        Sorted by path; folders are never listed, whatever their name.
+    """
+    folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(path for path in candidates
+                  if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+
+
+def drop_alpha(array: np.ndarray) -> np.ndarray:
+    """``array`` without its fourth channel when it is a ``(rows, cols, 4)`` RGBA image.
+
+    :func:`load_image` already sets a file's alpha apart by its metadata; this is for
+    arrays that come without any (scikit-image's samples) and for the callers that want
+    three channels whatever the file said.  Alpha carries no light.
+    """
+    if array.ndim == 3 and array.shape[-1] == 4:
+        return array[..., :3]
+    return array
 
 
 def guess_channel_axis(array: np.ndarray) -> int | None:

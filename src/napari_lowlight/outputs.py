@@ -136,11 +136,19 @@ def plan_outputs(outputs: Sequence[Output | str | os.PathLike], *,
     OutputError
         With a one-line message naming the output, for every case in the module docstring.
     """
-    from .io import check_writable
-
     planned = [o if isinstance(o, Output) else Output(o) for o in outputs if o is not None]
     inputs = [Path(p) for p in inputs if p is not None]
-    for output in planned:
+    resolved = _resolve_outputs(planned)
+    _check_against_inputs(planned, resolved, inputs)
+    _check_distinct(planned, resolved)
+    for output, real in zip(planned, resolved):
+        _check_destination(output, real, overwrite)
+    return resolved
+
+
+def _resolve_outputs(planned: list[Output]) -> list[Path]:
+    """The resolved path of every output, once every kind is known and every name given."""
+    for output in planned:  # a programming error (ValueError), before any user error
         if output.kind not in KINDS:
             raise ValueError(f"unknown output kind {output.kind!r}; use one of {KINDS}")
     resolved = []
@@ -148,7 +156,11 @@ def plan_outputs(outputs: Sequence[Output | str | os.PathLike], *,
         if not str(output.path).strip():
             raise OutputError(f"{output.option}: empty output name")
         resolved.append(_resolve(Path(output.path)))
-    # never an input, never inside an input folder, never around an input
+    return resolved
+
+
+def _check_against_inputs(planned, resolved, inputs) -> None:
+    """Refuse an output that is an input or inside an input folder, or one around an input."""
     for output, real in zip(planned, resolved):
         for source in inputs:
             real_source = _resolve(source)
@@ -166,46 +178,53 @@ def plan_outputs(outputs: Sequence[Output | str | os.PathLike], *,
             if output.kind in ("folder", "zarr") and _inside(real_source, real):
                 raise OutputError(f"input {source} is inside the output {output.option} "
                                   f"{output.path}; choose another output")
-    # distinct from each other
+
+
+def _check_distinct(planned, resolved) -> None:
+    """Refuse two outputs that are one file, or one inside the other's folder."""
     for i, (a, real_a) in enumerate(zip(planned, resolved)):
         for b, real_b in zip(planned[i + 1:], resolved[i + 1:]):
             if real_a == real_b or same_file(a.path, b.path):
                 raise OutputError(
                     f"{a.option} and {b.option} are the same file ({a.path}); give each output "
                     "its own name")
+            # either one may be the folder: check both ways round
             for outer, inner, real_outer, real_inner in ((a, b, real_a, real_b),
                                                          (b, a, real_b, real_a)):
                 if outer.kind in ("folder", "zarr") and _inside(real_inner, real_outer):
                     raise OutputError(f"{inner.option} {inner.path} is inside the output "
                                       f"{outer.option} {outer.path}; write it elsewhere")
-    # each one writable, in a format that holds it
-    for output, real in zip(planned, resolved):
-        path = Path(output.path)
-        name = f"{output.option} {path}" if output.option else str(path)
-        is_folder = output.kind in ("folder", "zarr")
-        if path.is_symlink() and not path.exists():
-            raise OutputError(f"{name} is a broken symbolic link; remove it or choose another "
-                              "name")
-        if path.exists():
-            if path.is_dir() and not is_folder:
-                raise OutputError(f"{name} is a directory; give a file name")
-            if not path.is_dir() and is_folder:
-                raise OutputError(f"{name} is a file; give a folder name")
-            if not is_folder and not overwrite:
-                raise OutputError(f"{path} exists; pass --overwrite to replace it")
-        parent = real.parent
-        if is_folder:  # folders are created with their parents: the nearest existing one counts
-            while not parent.exists() and parent != parent.parent:
-                parent = parent.parent
-        if not parent.is_dir():
-            raise OutputError(f"output folder {path.parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot write {name}: the folder {parent} is not writable")
-        if output.suffixes is not None and path.suffix.lower() not in output.suffixes:
-            raise OutputError(f"{name}: use one of {', '.join(output.suffixes)}")
-        if output.kind == "image":
-            try:
-                check_writable(path, shape=output.shape, bits=output.bits, alpha=output.alpha)
-            except ValueError as exc:
-                raise OutputError(str(exc)) from None
-    return resolved
+
+
+def _check_destination(output: Output, real: Path, overwrite: bool) -> None:
+    """Refuse an output that cannot be written: what is there, its folder, its format."""
+    from .io import check_writable
+
+    path = Path(output.path)
+    name = f"{output.option} {path}" if output.option else str(path)
+    is_folder = output.kind in ("folder", "zarr")
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{name} is a broken symbolic link; remove it or choose another "
+                          "name")
+    if path.exists():
+        if path.is_dir() and not is_folder:
+            raise OutputError(f"{name} is a directory; give a file name")
+        if not path.is_dir() and is_folder:
+            raise OutputError(f"{name} is a file; give a folder name")
+        if not is_folder and not overwrite:
+            raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    parent = real.parent
+    if is_folder:  # folders are created with their parents: the nearest existing one counts
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {path.parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {name}: the folder {parent} is not writable")
+    if output.suffixes is not None and path.suffix.lower() not in output.suffixes:
+        raise OutputError(f"{name}: use one of {', '.join(output.suffixes)}")
+    if output.kind == "image":
+        try:
+            check_writable(path, shape=output.shape, bits=output.bits, alpha=output.alpha)
+        except ValueError as exc:  # the format's refusal, as the one-line OutputError
+            raise OutputError(str(exc)) from None

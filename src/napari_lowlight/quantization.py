@@ -16,9 +16,9 @@ import numbers
 import numpy as np
 
 from ._lazy import is_lazy, location_slices, slice_broadcast
-from ._validation import check_bits, check_real
+from ._validation import as_float_image, check_bits, check_real
 
-__all__ = ["Quantization", "quantization_step", "quantize_levels"]
+__all__ = ["Quantization", "implied_quantization", "quantization_step", "quantize_levels"]
 
 
 def quantization_step(bits: int) -> float:
@@ -60,6 +60,47 @@ def quantize_levels(x, bits: int) -> np.ndarray:
     q = 1.0 / max_level
     levels = np.clip(np.floor(np.asarray(x, dtype=np.float64) / q + 0.5), 0, max_level)
     return np.asarray(levels).astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def implied_quantization(image, *, k: float = 1.0, r: float = 1.0, bits: int) -> Quantization:
+    """The quantization of an image that carries none: levels ``Q(k * y**r)`` of its values.
+
+    A layer or file whose metadata lost (or never had) its :class:`Quantization` still
+    implies one once the capture's light level, gamma ratio and bit depth are known:
+    re-darkening each value ``y`` gives the level it was quantized to.  With ``k = r = 1``
+    the image is the capture itself, on its own ``bits``-bit grid.
+
+    Parameters
+    ----------
+    image : array_like (NumPy or dask)
+        Float in [0, 1], or integers scaled by their dtype's maximum
+        (:func:`~napari_lowlight._validation.as_float_image`); pass integer counts
+        through :func:`~napari_lowlight.intensity.to_intensity` first.
+    k : float
+        The capture's dimming factor, in (0, 1].
+    r : float
+        Its gamma ratio, > 0.
+    bits : int
+        Its bit depth, 1..16.
+
+    Returns
+    -------
+    Quantization
+        Levels by the project's one rounding rule (:func:`quantize_levels`); for a dask
+        array, lazy levels of the same chunks.
+    """
+    bits = check_bits(bits)
+    if is_lazy(image):
+        levels = image.map_blocks(_implied_levels, k=k, r=r, bits=bits,
+                                  dtype=np.uint8 if bits <= 8 else np.uint16)
+    else:
+        levels = _implied_levels(image, k=k, r=r, bits=bits)
+    return Quantization(levels, k=k, r=r, bits=bits)
+
+
+def _implied_levels(values, *, k, r, bits):
+    """One block of :func:`implied_quantization`'s levels."""
+    return quantize_levels(k * as_float_image(values) ** r, bits)
 
 
 def _check_k(k, shape):

@@ -33,6 +33,7 @@ REFINE_RATIO = 0.25
 
 
 def _block_labels(shape, block: int) -> np.ndarray:
+    """Each pixel's square block of side ``block``, numbered row by row."""
     rows, cols = shape
     per_row = -(-cols // block)
     return (np.arange(rows)[:, None] // block) * per_row + (np.arange(cols)[None, :] // block)
@@ -73,8 +74,6 @@ def solve_fast(
         initial_block = max(2 * problem.radius + 1, int(np.ceil(max(rows, cols) / 32)))
     block = int(initial_block)
     labels = _block_labels((rows, cols), block)
-    yy = np.arange(rows)[:, None]
-    xx = np.arange(cols)[None, :]
     levels = []
     gains = None
     solved_labels = labels  # the partition the current gains belong to
@@ -93,73 +92,88 @@ def solve_fast(
         levels.append(info)
         if progress is not None:
             progress(len(levels), info)
-        n_regions = gains.size
         if block == 1:
             break
-        pa, pb, _ = adjacent_pairs(labels, n_regions)
-        scale = max(float(gains.max()), 1e-12)
-        # A region's priority is its largest relative gain step to a neighbour: where a
-        # bright object's capped gain meets a lifted background, a coarse block carries
-        # the object's gain into the background (a dark ring), so those are split first.
-        step = np.abs(gains[pa] - gains[pb])
-        priority = np.zeros(n_regions)
-        np.maximum.at(priority, pa, step / scale)
-        np.maximum.at(priority, pb, step / scale)
-        jump = step > 1e-6 * scale
-        marked = np.zeros(n_regions, dtype=bool)
-        marked[pa[jump]] = True
-        marked[pb[jump]] = True
-        upper = region_extreme(problem.upper, labels, n_regions, np.minimum)
-        sizes = np.bincount(labels.ravel(), minlength=n_regions)
-        # held down by its brightest pixel (not by the max_gain ceiling, which splitting
-        # cannot lift): split, the rest of the block may take more gain
-        capped = (gains >= upper * (1 - 1e-9)) & (sizes > 1)
-        if prioritise:
-            # a block at the max_gain ceiling is not held down by a bright pixel: splitting
-            # cannot lift it, so it does not spend the budget (without prioritising, the
-            # original marking rule is kept: same results and time as before)
-            capped &= upper < problem.max_gain * (1 - 1e-9)
-        marked |= capped
         block = max(1, block // 2)
-        # A sub-block whose pixels together reward a gain change more than the
-        # total variation its boundary would cost is worth solving for on its own.
-        sub = (yy // block) * (-(-cols // block)) + (xx // block)
-        sub_key = labels * (sub.max() + 1) + sub
-        sub_ids, sub_inverse = np.unique(sub_key, return_inverse=True)
-        sub_cost = np.bincount(sub_inverse.ravel(), weights=problem.cost.ravel())
-        sub_size = np.bincount(sub_inverse.ravel())
-        sub_region = sub_ids // (sub.max() + 1)
-        promising = np.abs(sub_cost) > REFINE_RATIO * 4 * np.sqrt(sub_size)
-        promising &= sizes[sub_region] > sub_size  # the region really splits
-        marked[sub_region[promising]] = True
+        sub = _block_labels((rows, cols), block)  # the next level's blocks
+        marked = _regions_to_split(problem, labels, gains, sub, block=block,
+                                   max_regions=max_regions, prioritise=prioritise)
         if not marked.any():
             break
-        # regions each marked region adds when split into its sub-blocks
-        added = np.bincount(sub_region, minlength=n_regions) - 1
-        if not prioritise:
-            # the original rule: an estimate of the next level's regions from the marked
-            # pixels (kept so that results without prioritising do not change)
-            n_marked_pixels = int(np.count_nonzero(marked[labels]))
-            if n_regions + n_marked_pixels // (block * block) > max_regions:
-                break
-        elif n_regions + int(added[marked].sum()) > max_regions:
-            # Over budget: split the marked regions in order (capped ones, then the
-            # largest steps) while they fit, instead of stopping the refinement everywhere.
-            order = np.flatnonzero(marked)
-            order = order[np.lexsort((~capped[order], -priority[order]))]
-            fits = n_regions + np.cumsum(added[order]) <= max_regions
-            marked = np.zeros(n_regions, dtype=bool)
-            marked[order[fits]] = True
-            if not marked.any():
-                break
         elapsed = time.perf_counter() - start
         # each level costs at least as much as the last; stop before the budget runs out
         if elapsed + 2 * info["seconds"] > time_limit:
             break
-        in_marked = marked[labels]
-        key = np.where(in_marked, n_regions + sub, labels)
+        key = np.where(marked[labels], gains.size + sub, labels)
         _, labels = np.unique(key, return_inverse=True)
         labels = labels.reshape(rows, cols)
     gain = gains[solved_labels]
     return gain, {"levels": levels, "regions": int(gains.size),
                   "seconds": time.perf_counter() - start}
+
+
+def _regions_to_split(problem: LocalContrast, labels, gains, sub, *, block: int,
+                      max_regions: int, prioritise: bool) -> np.ndarray:
+    """Which regions the next level splits into their sub-blocks ``sub`` (none: stop)."""
+    n_regions = gains.size
+    marked, priority, capped, sizes = _marked_by_gain(problem, labels, gains,
+                                                      prioritise=prioritise)
+    # A sub-block whose pixels together reward a gain change more than the
+    # total variation its boundary would cost is worth solving for on its own.
+    sub_key = labels * (sub.max() + 1) + sub
+    sub_ids, sub_inverse = np.unique(sub_key, return_inverse=True)
+    sub_cost = np.bincount(sub_inverse.ravel(), weights=problem.cost.ravel())
+    sub_size = np.bincount(sub_inverse.ravel())
+    sub_region = sub_ids // (sub.max() + 1)
+    promising = np.abs(sub_cost) > REFINE_RATIO * 4 * np.sqrt(sub_size)
+    promising &= sizes[sub_region] > sub_size  # the region really splits
+    marked[sub_region[promising]] = True
+    if not marked.any():
+        return marked
+    # regions each marked region adds when split into its sub-blocks
+    added = np.bincount(sub_region, minlength=n_regions) - 1
+    if not prioritise:
+        # the original rule: an estimate of the next level's regions from the marked
+        # pixels (kept so that results without prioritising do not change)
+        n_marked_pixels = int(np.count_nonzero(marked[labels]))
+        if n_regions + n_marked_pixels // (block * block) > max_regions:
+            return np.zeros(n_regions, dtype=bool)
+    elif n_regions + int(added[marked].sum()) > max_regions:
+        # Over budget: split the marked regions in order (capped ones, then the
+        # largest steps) while they fit, instead of stopping the refinement everywhere.
+        order = np.flatnonzero(marked)
+        order = order[np.lexsort((~capped[order], -priority[order]))]
+        fits = n_regions + np.cumsum(added[order]) <= max_regions
+        marked = np.zeros(n_regions, dtype=bool)
+        marked[order[fits]] = True
+    return marked
+
+
+def _marked_by_gain(problem: LocalContrast, labels, gains, *, prioritise: bool):
+    """Regions a gain step or a bright pixel marks: ``(marked, priority, capped, sizes)``."""
+    n_regions = gains.size
+    pa, pb, _ = adjacent_pairs(labels, n_regions)
+    scale = max(float(gains.max()), 1e-12)
+    # A region's priority is its largest relative gain step to a neighbour: where a
+    # bright object's capped gain meets a lifted background, a coarse block carries
+    # the object's gain into the background (a dark ring), so those are split first.
+    step = np.abs(gains[pa] - gains[pb])
+    priority = np.zeros(n_regions)
+    np.maximum.at(priority, pa, step / scale)
+    np.maximum.at(priority, pb, step / scale)
+    jump = step > 1e-6 * scale
+    marked = np.zeros(n_regions, dtype=bool)
+    marked[pa[jump]] = True
+    marked[pb[jump]] = True
+    upper = region_extreme(problem.upper, labels, n_regions, np.minimum)
+    sizes = np.bincount(labels.ravel(), minlength=n_regions)
+    # held down by its brightest pixel (not by the max_gain ceiling, which splitting
+    # cannot lift): split, the rest of the block may take more gain
+    capped = (gains >= upper * (1 - 1e-9)) & (sizes > 1)
+    if prioritise:
+        # a block at the max_gain ceiling is not held down by a bright pixel: splitting
+        # cannot lift it, so it does not spend the budget (without prioritising, the
+        # original marking rule is kept: same results and time as before)
+        capped &= upper < problem.max_gain * (1 - 1e-9)
+    marked |= capped
+    return marked, priority, capped, sizes

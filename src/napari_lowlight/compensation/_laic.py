@@ -109,8 +109,10 @@ SATURATION_RADIUS = 4
 DEFAULT_GAIN_HEADROOM = 2.0
 
 
-def _gain_range(brightest: float, min_gain, max_gain) -> tuple[float, float]:
-    """``(floor, ceiling)`` of the gain for a problem whose brightest pixel is ``brightest``."""
+def _gain_range(brightest: float, min_gain, max_gain, *,
+                stacklevel: int) -> tuple[float, float]:
+    """``(floor, ceiling)`` of the gain for a problem whose brightest pixel is ``brightest``;
+    ``stacklevel`` points a binding ``max_gain``'s warning at the caller of ``laic``."""
     uniform = 1.0 / brightest
     ceiling = DEFAULT_GAIN_HEADROOM * uniform if max_gain is None else max_gain
     if min_gain is None:
@@ -119,7 +121,7 @@ def _gain_range(brightest: float, min_gain, max_gain) -> tuple[float, float]:
                 f"max_gain={max_gain:g} binds: the uniform gain that takes this image's "
                 f"brightest pixel ({brightest:.4g}) to full scale is {uniform:.4g}, so the "
                 f"result reaches only {max_gain * brightest:.1%} of full scale; raise max_gain "
-                "or leave it None", RuntimeWarning, stacklevel=3)
+                "or leave it None", RuntimeWarning, stacklevel=stacklevel)
         return min(uniform, ceiling), ceiling
     if min_gain > uniform * (1 + 1e-12):
         raise ValueError(
@@ -198,9 +200,9 @@ def laic(
     max_gain : float >= 1 or None
         Highest gain allowed.  None (default): twice the uniform gain, so a dim
         frame always reaches full scale (whatever its exposure or bit depth) and dark
-        regions may be lifted up to 2x more than the brightest one.  A number caps every gain, the uniform one
-        included: when it keeps the brightest pixel below full scale a
-        ``RuntimeWarning`` says so.  ``min_gain > max_gain`` is a ``ValueError``.
+        regions may be lifted up to 2x more than the brightest one.  A number caps
+        every gain, the uniform one included: when it keeps the brightest pixel below
+        full scale a ``RuntimeWarning`` says so.  ``min_gain > max_gain`` is a ``ValueError``.
     shared_gain : bool
         For stacks: one gain for all planes (no flicker in a time series).
     bits : int in 1..16 or None
@@ -250,6 +252,47 @@ def laic(
         ``objective`` and ``rank_preserved`` are NaN and ``info`` empty, since
         they would need every plane computed.
     """
+    options = _checked_options(
+        method=method, contrast_weight=contrast_weight, window_radius=window_radius,
+        min_gain=min_gain, max_gain=max_gain, time_limit=time_limit, shading=shading,
+        max_regions=max_regions, refine_edges=refine_edges)
+    if isinstance(image, (str, bytes)) or not hasattr(image, "shape") and not isinstance(
+        image, (list, tuple)
+    ):
+        raise TypeError(f"image must be an array, got {type(image).__name__}")
+    if is_lazy(image):
+        if shared_gain:
+            raise ValueError("shared_gain=True needs every plane at once: pass an in-memory "
+                             "array (or compute the stack) for one gain over all planes")
+        return _laic_lazy(image, channel_axis=channel_axis, bits=bits, black_level=black_level,
+                          **options)
+    xp = array_module(image)
+    array = image if xp is not np else np.asarray(image)
+    channel_axis = check_channel_axis(array.shape, channel_axis)
+    values, intensity = _to_float(array, xp, bits, black_level)
+    _check_has_light(values, intensity)
+
+    # channels last, then planes: (planes, rows, cols[, channels])
+    moved = values if channel_axis is None else xp.moveaxis(values, channel_axis, -1)
+    luminance = moved if channel_axis is None else moved.max(axis=-1)
+    planes = luminance.reshape((-1,) + luminance.shape[-2:])
+    host_planes = to_numpy(planes)
+    groups = [host_planes] if shared_gain else [p[None] for p in host_planes]
+    gains, infos, objective = _solve_groups(groups, options, progress)
+
+    if shared_gain:
+        gain_planes = np.broadcast_to(gains[0], host_planes.shape)
+    else:
+        gain_planes = np.stack(gains)
+    gain = xp.asarray(np.ascontiguousarray(gain_planes).reshape(luminance.shape))
+    return _assemble_result(values, gain, host_planes, channel_axis=channel_axis,
+                            out_dtype=float_dtype_for(array.dtype), intensity=intensity,
+                            objective=objective, infos=infos, window_radius=window_radius)
+
+
+def _checked_options(*, method, contrast_weight, window_radius, min_gain, max_gain, time_limit,
+                     shading, max_regions, refine_edges) -> dict:
+    """``laic``'s solver settings, checked and normalised (what ``_solve_group`` takes)."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     contrast_weight = check_real(contrast_weight, "contrast_weight", low=0.0)
@@ -267,24 +310,13 @@ def laic(
         max_regions = check_int(max_regions, "max_regions", low=1, high=10**8)
     if not isinstance(refine_edges, (bool, np.bool_)):
         raise TypeError(f"refine_edges must be True or False, got {refine_edges!r}")
-    if isinstance(image, (str, bytes)) or not hasattr(image, "shape") and not isinstance(
-        image, (list, tuple)
-    ):
-        raise TypeError(f"image must be an array, got {type(image).__name__}")
-    options = dict(method=method, contrast_weight=contrast_weight, window_radius=window_radius,
-                   min_gain=min_gain, max_gain=max_gain, time_limit=time_limit,
-                   max_regions=max_regions, refine_edges=bool(refine_edges), shading=shading)
-    if is_lazy(image):
-        if shared_gain:
-            raise ValueError("shared_gain=True needs every plane at once: pass an in-memory "
-                             "array (or compute the stack) for one gain over all planes")
-        return _laic_lazy(image, channel_axis=channel_axis, bits=bits, black_level=black_level,
-                          **options)
-    xp = array_module(image)
-    array = image if xp is not np else np.asarray(image)
-    channel_axis = check_channel_axis(array.shape, channel_axis)
-    values, intensity = _to_float(array, xp, bits, black_level)
-    out_dtype = float_dtype_for(array.dtype)
+    return dict(method=method, contrast_weight=contrast_weight, window_radius=window_radius,
+                min_gain=min_gain, max_gain=max_gain, time_limit=time_limit,
+                max_regions=max_regions, refine_edges=bool(refine_edges), shading=shading)
+
+
+def _check_has_light(values, intensity: Intensity) -> None:
+    """Refuse an image with no light to compensate (all zero, or below half a level)."""
     if not bool((values > 0).any()):
         raise ValueError("image is entirely black (all zero): there is no light to compensate")
     if float(values.max()) < 0.5 / (2**intensity.bits - 1):
@@ -294,70 +326,73 @@ def laic(
                          f"brightest value {float(values.max()):.3g} is below half a level; "
                          "there is no light to compensate")
 
-    # channels last, then planes: (planes, rows, cols[, channels])
-    moved = values if channel_axis is None else xp.moveaxis(values, channel_axis, -1)
-    luminance = moved if channel_axis is None else moved.max(axis=-1)
-    spatial_shape = luminance.shape
-    planes = luminance.reshape((-1,) + spatial_shape[-2:])
-    host_planes = to_numpy(planes)
-    groups = [host_planes] if shared_gain else [p[None] for p in host_planes]
 
+def _solve_groups(groups, options: dict, progress):
+    """Solve each group of planes (one problem each): ``(gains, infos, summed objective)``."""
     gains, infos, objective = [], [], 0.0
-    ran = set()
     for done, raw_group in enumerate(groups, start=1):
-        if float(raw_group.max()) == 0:
-            raise ValueError("a plane of the image is entirely black: there is no light to "
-                             "compensate (use shared_gain=True for a time series with black frames)")
-        pre_gain = shading_gain(raw_group, strength=shading) if shading > 0 else None
-        group = raw_group if pre_gain is None else raw_group * pre_gain
-        brightest = float(group.max())
-        floor, ceiling = _gain_range(brightest, min_gain, max_gain)
-        problem = LocalContrast.build(group, radius=window_radius,
-                                      weight=contrast_weight / brightest,
-                                      min_gain=floor, max_gain=ceiling,
-                                      saturation_radius=SATURATION_RADIUS)
-        chosen = method
-        if method == "auto":
-            chosen = "exact" if group.size <= EXACT_MAX_PIXELS else "fast"
-        if chosen == "exact":
-            try:
-                region_gain, info = solve_partition(
-                    problem, np.arange(group[0].size).reshape(group.shape[-2:]),
-                    time_limit=time_limit, solver="ds", lazy=False)
-                gain = region_gain.reshape(group.shape[-2:])
-            except LAICSolverError:
-                if method == "exact":
-                    raise
-                warnings.warn("exact LAIC ran out of time; using the fast method",
-                              RuntimeWarning, stacklevel=2)
-                chosen = "fast"
-        if chosen == "fast":
-            budget = max_regions or default_max_regions(group[0].size)
-            if refine_edges and max_regions is None:
-                budget = max(budget, EDGE_REGIONS)
-            gain, info = solve_fast(problem, max_regions=budget, time_limit=time_limit,
-                                    prioritise=bool(refine_edges))
-        ran.add(chosen)
-        objective += problem.objective(gain)
-        gains.append(gain if pre_gain is None else gain * pre_gain)
-        infos.append({"method": chosen, **info})
+        gain, info, group_objective = _solve_group(raw_group, **options)
+        objective += group_objective
+        gains.append(gain)
+        infos.append(info)
         if progress is not None:
             progress(done, len(groups))
+    return gains, infos, objective
 
-    if shared_gain:
-        gain_planes = np.broadcast_to(gains[0], host_planes.shape)
-    else:
-        gain_planes = np.stack(gains)
-    gain = xp.asarray(np.ascontiguousarray(gain_planes).reshape(spatial_shape))
+
+def _solve_group(raw_group, *, method, contrast_weight, window_radius, min_gain, max_gain,
+                 time_limit, max_regions, refine_edges, shading):
+    """One LAIC problem over the planes of ``raw_group``: ``(gain, info, objective)``."""
+    if float(raw_group.max()) == 0:
+        raise ValueError("a plane of the image is entirely black: there is no light to "
+                         "compensate (use shared_gain=True for a time series with black frames)")
+    pre_gain = shading_gain(raw_group, strength=shading) if shading > 0 else None
+    group = raw_group if pre_gain is None else raw_group * pre_gain
+    brightest = float(group.max())
+    # stacklevel 5: _gain_range, _solve_group, _solve_groups, laic, then laic's caller
+    floor, ceiling = _gain_range(brightest, min_gain, max_gain, stacklevel=5)
+    problem = LocalContrast.build(group, radius=window_radius,
+                                  weight=contrast_weight / brightest,
+                                  min_gain=floor, max_gain=ceiling,
+                                  saturation_radius=SATURATION_RADIUS)
+    chosen = method
+    if method == "auto":
+        chosen = "exact" if group.size <= EXACT_MAX_PIXELS else "fast"
+    if chosen == "exact":
+        try:
+            region_gain, info = solve_partition(
+                problem, np.arange(group[0].size).reshape(group.shape[-2:]),
+                time_limit=time_limit, solver="ds", lazy=False)
+            gain = region_gain.reshape(group.shape[-2:])
+        except LAICSolverError:
+            if method == "exact":
+                raise
+            # stacklevel 4: _solve_group, _solve_groups, laic, then laic's caller
+            warnings.warn("exact LAIC ran out of time; using the fast method",
+                          RuntimeWarning, stacklevel=4)
+            chosen = "fast"
+    if chosen == "fast":
+        budget = max_regions or default_max_regions(group[0].size)
+        if refine_edges and max_regions is None:
+            budget = max(budget, EDGE_REGIONS)
+        gain, info = solve_fast(problem, max_regions=budget, time_limit=time_limit,
+                                prioritise=bool(refine_edges))
+    objective = problem.objective(gain)
+    return (gain if pre_gain is None else gain * pre_gain), {"method": chosen, **info}, objective
+
+
+def _assemble_result(values, gain, host_planes, *, channel_axis, out_dtype, intensity,
+                     objective, infos, window_radius) -> LAICResult:
+    """The :class:`LAICResult` of the gain ``gain`` (luminance's shape) applied to ``values``."""
+    xp = array_module(values)
     rank = rank_preservation(
         to_numpy(gain).reshape(host_planes.shape), host_planes, radius=window_radius)
-
     gain_full = gain if channel_axis is None else xp.expand_dims(gain, channel_axis)
     enhanced = xp.clip(values * gain_full, 0.0, 1.0).astype(out_dtype)
-
     bits = intensity.bits
     levels = np.rint(to_numpy(values) * (2**bits - 1)).astype(np.int64)
     quantization = Quantization(levels, k=1.0 / to_numpy(gain_full), r=1.0, bits=bits)
+    ran = {info["method"] for info in infos}
     return LAICResult(
         enhanced=enhanced,
         gain=gain,
@@ -410,6 +445,7 @@ def _laic_lazy(image, *, channel_axis, bits, black_level, **options) -> LAICResu
 
 
 def _laic_block(block, *, channel_axis, bits, black_level, options):
+    """One dask block's ``laic``: its enhanced image and gain, stacked on a new first axis."""
     result = laic(block, channel_axis=channel_axis, bits=bits, black_level=black_level,
                   **options)
     gain = result.gain if channel_axis is None else np.expand_dims(result.gain, channel_axis)

@@ -135,6 +135,9 @@ def _rank_constraints(problem: LocalContrast, labels: np.ndarray, n_regions: int
 
 def _window_sum(plane, ys, xs, rad):
     """Sum of ``plane`` over the clipped windows centred on (ys, xs), via a summed-area table."""
+    # Not _backend.box_sum: that filters the whole plane and differs from this in the last
+    # bits (about 1e-13), which moves the fast method's gains by as much; it is checked to
+    # agree within rounding (tests/test_laic.py), and kept so that results do not change.
     table = np.zeros((plane.shape[0] + 1, plane.shape[1] + 1))
     table[1:, 1:] = plane.cumsum(axis=0).cumsum(axis=1)
     y0 = np.maximum(ys - rad, 0)
@@ -315,8 +318,28 @@ def solve_partition(
     pa, pb, weights = adjacent_pairs(labels, n_regions)
     n_pairs = pa.size
     pairs, multi = _rank_constraints(problem, labels, n_regions)
-    (la, lb, low), (ua, ub, high) = _ratio_bounds(*pairs, n_regions)
+    base = _base_rows(pa, pb, _ratio_bounds(*pairs, n_regions), n_regions)
+    c = np.concatenate([cost, weights])
+    bounds = np.column_stack(
+        [np.concatenate([np.full(n_regions, problem.min_gain), np.zeros(n_pairs)]),
+         np.concatenate([upper, np.full(n_pairs, np.inf)])]
+    )
+    highs = _Highs(c, bounds, solver=solver)
+    highs.add_rows(base)
+    x, rounds = _solve_with_cuts(highs, multi, n_pairs, lazy=lazy, time_limit=time_limit,
+                                 start=start)
+    seconds = time.perf_counter() - start
+    n_rows = highs.n_rows
+    gains = np.clip(x[:n_regions], problem.min_gain, upper)
+    info = {"regions": n_regions, "rows": int(n_rows), "columns": int(c.size),
+            "rounds": rounds, "seconds": seconds, "status": "optimal"}
+    return gains, info
 
+
+def _base_rows(pa, pb, ratio_bounds, n_regions: int) -> sp.csr_matrix:
+    """The rows ``row @ x <= 0`` over ``x = (h, t)`` every LP has: TV and ratio bounds."""
+    (la, lb, low), (ua, ub, high) = ratio_bounds
+    n_pairs = pa.size
     pair_ids = np.arange(n_pairs)
     blocks = []
     # TV: +-(h_a - h_b) - t_ab <= 0
@@ -342,16 +365,15 @@ def solve_partition(
                     shape=(a.size, n_regions + n_pairs),
                 )
             )
-    base = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, n_regions + n_pairs))
-    c = np.concatenate([cost, weights])
-    bounds = np.column_stack(
-        [np.concatenate([np.full(n_regions, problem.min_gain), np.zeros(n_pairs)]),
-         np.concatenate([upper, np.full(n_pairs, np.inf)])]
-    )
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, n_regions + n_pairs))
+
+
+def _solve_with_cuts(highs: _Highs, multi: sp.csr_matrix, n_pairs: int, *, lazy: bool,
+                     time_limit: float, start: float):
+    """Solve, adding the violated rows ``multi @ h >= 0`` until none is: ``(x, rounds)``."""
+    n_regions = multi.shape[1]
     multi_rows = sp.hstack([-multi, sp.csr_matrix((multi.shape[0], n_pairs))], format="csr")
     active = np.zeros(multi.shape[0], dtype=bool) if lazy else np.ones(multi.shape[0], bool)
-    highs = _Highs(c, bounds, solver=solver)
-    highs.add_rows(base)
     highs.add_rows(multi_rows[active])
     rounds = 0
     while True:
@@ -365,9 +387,4 @@ def solve_partition(
         # Cutting planes: HiGHS re-solves from the last basis with dual simplex.
         highs.add_rows(multi_rows[violated])
         active |= violated
-    seconds = time.perf_counter() - start
-    n_rows = highs.n_rows
-    gains = np.clip(x[:n_regions], problem.min_gain, upper)
-    info = {"regions": n_regions, "rows": int(n_rows), "columns": int(c.size),
-            "rounds": rounds, "seconds": seconds, "status": "optimal"}
-    return gains, info
+    return x, rounds

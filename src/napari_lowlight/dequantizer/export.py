@@ -110,13 +110,7 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
         raise FileNotFoundError(f"{run_dir} has no {source.name}: train it first")
     _check_target(weights_dir, name, explicit=explicit, overwrite=overwrite)
     generator = load_generator(source)  # damaged or non-finite weights: refused here
-    config = json.loads((run_dir / "config.json").read_text())
-    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()
-               if line.strip()] if (run_dir / "history.jsonl").exists() else []
-    data = json.loads((run_dir / "data.json").read_text()) if (
-        run_dir / "data.json").exists() else {}
-    if phase == "pretrained":
-        history = [h for h in history if h["step"] <= config["pretrain_steps"]]
+    config, history, data = _read_run(run_dir, phase)
     last = history[-1] if history else {}
     target = weights_dir / f"{name}.safetensors"
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +120,28 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
         os.replace(staged, target)
     finally:
         staged.unlink(missing_ok=True)
-    card = {
+    card = _card(generator, config, last, phase=phase, data=data)
+    register(weights_dir, name, target, sha256=sha256, card=card)
+    (weights_dir / f"{name}.md").write_text(
+        _card_markdown(name, target, sha256, card, history, data, phase=phase))
+    return target
+
+
+def _read_run(run_dir: Path, phase: str):
+    """A run's ``config.json``, its validation history up to ``phase`` and its data.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()
+               if line.strip()] if (run_dir / "history.jsonl").exists() else []
+    data = json.loads((run_dir / "data.json").read_text()) if (
+        run_dir / "data.json").exists() else {}
+    if phase == "pretrained":
+        history = [h for h in history if h["step"] <= config["pretrain_steps"]]
+    return config, history, data
+
+
+def _card(generator, config: dict, last: dict, *, phase: str, data: dict) -> dict:
+    """The model card's facts, as ``models.json`` records them."""
+    return {
         "architecture": generator.config(),
         "parameters": int(sum(p.numel() for p in generator.parameters())),
         "receptive_field": generator.receptive_field,
@@ -143,12 +158,16 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
                      "napari-lowlight": _version("napari-lowlight"),
                      "python": platform.python_version()},
     }
-    register(weights_dir, name, target, sha256=sha256, card=card)
+
+
+def _card_markdown(name: str, target: Path, sha256: str, card: dict, history: list,
+                   data: dict, *, phase: str) -> str:
+    """The model card ``NAME.md``: what the model is, how it was trained, its curve."""
     curve = "\n".join(
         f"| {h['step']} | {h['psnr_reexposed']:.2f} | {h['psnr_classic']:.2f} | "
         f"{h['psnr_model']:.2f} | {h['psnr_model_projected']:.2f} | "
         f"{100 * h['interval_consistency_model']:.1f} % |" for h in history)
-    (weights_dir / f"{name}.md").write_text(f"""# Model card: `{name}`
+    return f"""# Model card: `{name}`
 
 - File: `{target.name}`, sha256 `{sha256}` (checked at every load; see `models.json`).
 - Architecture: {_describe(card['architecture'])}, conditioned on the quantization step:
@@ -173,5 +192,4 @@ def export_run(run_dir, weights_dir=None, *, name: str | None = None,
 | step | re-exposed Jt | classic (smooth + project) | model | model + projection | model interval consistency |
 |---|---|---|---|---|---|
 {curve}
-""")
-    return target
+"""

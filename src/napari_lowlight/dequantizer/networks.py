@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TrainConfig
+
 __all__ = ["ARCHITECTURES", "NORMS", "Discriminator", "Generator", "ResidualUnit",
            "UNetGenerator", "build_generator", "interval_output"]
 
@@ -44,9 +46,10 @@ class Generator(nn.Module):
     channels : int
         Image channels (1 gray, 3 RGB); colour models see all channels at once.
     depth : int
-        Residual units (the paper: 16).
+        Residual units (default: :class:`~.config.TrainConfig`'s, the shipped residual
+        models' 6; the paper: 16).
     width : int
-        Feature channels (64 is usual).
+        Feature channels (default: :class:`~.config.TrainConfig`'s, 32; the paper: 64).
     conditioned : bool
         Take one more input channel: the per-pixel quantization step, in the
         image's units.
@@ -69,8 +72,8 @@ class Generator(nn.Module):
     #: Context channels are clipped to this many quantization steps (then scaled by 1/4).
     CONTEXT_CLIP = 16.0
 
-    def __init__(self, channels: int = 1, depth: int = 16, width: int = 64,
-                 conditioned: bool = True, context_sigmas=()):
+    def __init__(self, channels: int = 1, depth: int = TrainConfig.depth,
+                 width: int = TrainConfig.width, conditioned: bool = True, context_sigmas=()):
         super().__init__()
         context_sigmas = tuple(float(s) for s in context_sigmas)
         if channels < 1 or depth < 0 or width < 1:

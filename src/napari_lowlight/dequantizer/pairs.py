@@ -50,7 +50,9 @@ def is_validation_image(name: str, held_out=VALIDATION_IMAGES) -> bool:
 class PairSettings:
     """Ranges the training pairs are drawn from."""
 
-    crop: int = 64
+    #: Side of each crop, px: 48, what the shipped residual models were trained on and what
+    #: ``napari-lowlight train`` has always used (its --crop reads this default).
+    crop: int = 48
     k_range: tuple[float, float] = (1 / 64, 1 / 2)
     r_range: tuple[float, float] = (1.0, 1.8)
     sigma_range: tuple[float, float] = (0.0, 1.0)
@@ -64,30 +66,26 @@ class PairSettings:
 
 
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
-    """Every PNG/JPEG/TIFF in ``folders`` (recursively), in its stored dtype.
+    """Every PNG/JPEG/TIFF in ``folders`` and their subfolders, in its stored dtype.
 
     Integer images stay integers (a 4K wallpaper is 25 MB as uint8, 100 MB as
     float32); each crop is scaled to [0, 1] when a pair is made.  Colour images keep
     their channels (a channel is picked per pair); images smaller than ``min_side``
     are skipped.
     """
-    from ..io import read_image
+    from ..io import drop_alpha, list_image_files, read_image
 
     images = {}
     for folder in folders:
         folder = Path(folder)
         if not folder.exists():
             raise FileNotFoundError(f"no such data folder: {folder}")
-        files = [folder] if folder.is_file() else sorted(
-            p for p in folder.rglob("*")
-            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"))
+        files = [folder] if folder.is_file() else list_image_files(folder, recursive=True)
         for path in files:
             try:
-                array = read_image(path)
+                array = drop_alpha(read_image(path))
             except ValueError:
                 continue  # not an image after all (or corrupt): skip, do not stop training
-            if array.ndim == 3 and array.shape[-1] == 4:
-                array = array[..., :3]
             if array.ndim not in (2, 3) or min(array.shape[:2]) < min_side:
                 continue
             if array.dtype.kind == "f":
@@ -107,14 +105,14 @@ def test_set_images() -> dict[str, np.ndarray]:
     """scikit-image's bundled natural images (no download), float32 in [0, 1]."""
     from skimage import data as skdata
 
+    from ..io import drop_alpha
+
     names = ["astronaut", "camera", "coffee", "chelsea", "coins", "moon", "page", "text",
              "rocket", "brick", "grass", "gravel", "immunohistochemistry",
              "hubble_deep_field", "retina", "cell", "logo", "colorwheel"]
     images = {}
     for name in names:
-        array = np.asarray(getattr(skdata, name)())
-        if array.ndim == 3 and array.shape[-1] == 4:
-            array = array[..., :3]
+        array = drop_alpha(np.asarray(getattr(skdata, name)()))
         scale = np.iinfo(array.dtype).max if array.dtype.kind in "iu" else 1.0
         images[f"skimage:{name}"] = np.clip(array.astype(np.float32) / scale, 0, 1)
     return images

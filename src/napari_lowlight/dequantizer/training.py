@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..metrics import psnr
-from .pairs import PairSettings, make_batch
+from .config import OUTPUTS, TrainConfig  # re-exported: they were defined here
+from .pairs import make_batch
 from .losses import (
     adversarial_discriminator_loss,
     adversarial_generator_loss,
@@ -32,72 +33,6 @@ from .weights import save_generator
 __all__ = ["OUTPUTS", "TrainConfig", "restore", "train", "validate", "validation_batch"]
 
 VALIDATION_SEED = 12345
-#: How a generator's output becomes the restored image (``TrainConfig.output``):
-#: "residual" ``Jt + G(Jt)`` (then projected by ``dequantize``), or "interval"
-#: ``lo + (hi - lo) * sigmoid(G(Jt) / step)`` (:func:`~.networks.interval_output`).
-OUTPUTS = ("residual", "interval")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on (stored in the run folder)."""
-
-    depth: int = 6
-    width: int = 32
-    conditioned: bool = True
-    context_sigmas: tuple = ()
-    #: "residual" (v1: :class:`Generator`) or "unet" (v2: :class:`UNetGenerator`, where
-    #: ``depth`` counts halvings and ``width`` the full-resolution features).
-    architecture: str = "residual"
-    #: Normalisation of the U-Net (:data:`~.networks.NORMS`): "none" (the shipped v2
-    #: design) or "batch".  The residual network always has BatchNorm.
-    norm: str = "none"
-    #: :data:`OUTPUTS`: "residual" (what ``dequantize`` does) or "interval" (the output
-    #: parametrised inside each pixel's quantization interval; an experiment: the
-    #: product's ``dequantize`` applies residual models only).
-    output: str = "residual"
-    #: Draw step ``n``'s pairs from a generator seeded with ``(seed, n)``: the pairs then
-    #: do not depend on how many worker processes make them, so a run made by 14 workers
-    #: on a GPU machine resumes on a laptop with the same data.  False: one sequential
-    #: stream (the v1 runs).
-    per_step_seeds: bool = False
-    #: Exponential moving average of the generator's weights (0: none); the saved generator
-    #: and the validation use the average, which does what a decaying learning rate does
-    #: without knowing in advance when a time-limited run will stop.
-    ema_decay: float = 0.0
-    batch: int = 16
-    steps: int = 2000
-    pretrain_steps: int = 1500  # adversarial fine-tuning after this step
-    learning_rate: float = 2e-4
-    linf_weight: float = 0.1
-    adversarial_weight: float = 1e-3
-    pixel: str = "l1"
-    seed: int = 0
-    validate_every: int = 250
-    checkpoint_every: int = 250
-    validation_pairs: int = 64
-    #: Start from these generator weights (a shipped model's name or a ``.safetensors``
-    #: path) instead of random ones; a run can so continue across sessions from what was
-    #: committed, without the (uncommitted) checkpoint.
-    init_from: str | None = None
-    pairs: PairSettings = field(default_factory=PairSettings)
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["pairs"] = asdict(self.pairs)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        pairs = data.pop("pairs", {})
-        pairs = {key: tuple(value) if isinstance(value, list) else value
-                 for key, value in pairs.items()}
-        if "context_sigmas" in data:
-            data["context_sigmas"] = tuple(data["context_sigmas"])
-        return cls(**data, pairs=PairSettings(**pairs))
-
-
 #: Batch entries the training step needs (the interval bounds serve validation only, unless
 #: the output is interval-parametrised: :data:`INTERVAL_KEYS`).
 TRAINING_KEYS = ("input", "step", "target", "dark", "k", "r", "noise", "q")
@@ -290,7 +225,52 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config_path, checkpoint_path = out_dir / "config.json", out_dir / "checkpoint.pt"
+    config = _run_config(out_dir, config)
+    if not train_images or not val_images:
+        raise ValueError("training needs at least one training and one validation image")
+
+    nets = _Nets.new(config, device)
+    rng = np.random.default_rng(config.seed)
+    step = _start(nets, config, out_dir, rng, device=device, log=log)
+    val_batch = validation_batch(val_images, config)
+    started = time.perf_counter()
+    first_step = step
+    metrics: dict = {}
+
+    nets.generator.train()
+    nets.critic.train()
+    batches = _batches(train_images, config, rng, step, workers, device)
+    while step < config.steps:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
+        if max_steps is not None and step - first_step >= max_steps:
+            break
+        data = _tensors(next(batches), device, _training_keys(config))
+        loss = _training_step(nets, config, data, adversarial=step >= config.pretrain_steps)
+        step += 1
+        if progress is not None:
+            progress(step, config.steps, float(loss.detach()))
+        if step % config.validate_every == 0 or step == config.steps:
+            metrics = {"step": step, **validate(nets.shipped, val_batch, device,
+                                                output=config.output)}
+            with open(out_dir / "history.jsonl", "a") as history:
+                history.write(json.dumps(metrics) + "\n")
+            log(json.dumps(metrics))
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _checkpoint(nets, out_dir, rng, step, extra=_generator_extra(config, step, metrics))
+        if step == config.pretrain_steps:
+            # the pretrained generator is kept beside the fine-tuned one (METHOD.md: report both)
+            save_generator(nets.shipped, out_dir / "generator_pretrained.safetensors",
+                           extra=_generator_extra(config, step, metrics))
+    del batches  # stops the worker processes
+    _checkpoint(nets, out_dir, rng, step, extra=_generator_extra(config, step, metrics))
+    return metrics
+
+
+def _run_config(out_dir: Path, config: TrainConfig | None) -> TrainConfig:
+    """The run's configuration: the stored one (``config`` must match it), else ``config``
+    (default: ``TrainConfig()``), written to ``config.json``; checked."""
+    config_path = out_dir / "config.json"
     if config_path.exists():
         stored = TrainConfig.from_json(json.loads(config_path.read_text()))
         if config is not None and config.to_json() != stored.to_json():
@@ -304,112 +284,113 @@ def train(train_images: list[np.ndarray], val_images: list[np.ndarray], out_dir,
         raise ValueError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
     if config.output not in OUTPUTS:
         raise ValueError(f"unknown output {config.output!r} (known: {', '.join(OUTPUTS)})")
-    if not train_images or not val_images:
-        raise ValueError("training needs at least one training and one validation image")
+    return config
 
-    torch.manual_seed(config.seed)
-    generator = _new_generator(config).to(device)
-    average = _new_generator(config).to(device) if config.ema_decay else None
-    critic = Discriminator(1, width=max(8, config.width // 2)).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.9, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
-    rng = np.random.default_rng(config.seed)
+
+@dataclass
+class _Nets:
+    """A run's networks and their optimisers; ``average`` is the moving average (or None)."""
+
+    generator: torch.nn.Module
+    average: torch.nn.Module | None
+    critic: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+    @classmethod
+    def new(cls, config: TrainConfig, device) -> _Nets:
+        """Freshly initialised networks, seeded by ``config.seed``."""
+        torch.manual_seed(config.seed)
+        generator = _new_generator(config).to(device)
+        average = _new_generator(config).to(device) if config.ema_decay else None
+        critic = Discriminator(1, width=max(8, config.width // 2)).to(device)
+        opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
+                                 betas=(0.9, 0.999))
+        opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate,
+                                 betas=(0.5, 0.999))
+        return cls(generator, average, critic, opt_g, opt_d)
+
+    @property
+    def shipped(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the moving average when there is one."""
+        return self.average if self.average is not None else self.generator
+
+
+def _start(nets: _Nets, config: TrainConfig, out_dir: Path, rng, *, device, log) -> int:
+    """Initialise ``nets`` (and ``rng``) from the run's checkpoint, else from
+    ``config.init_from``; the step to continue from."""
+    checkpoint_path = out_dir / "checkpoint.pt"
     step = 0
     if config.init_from and not checkpoint_path.exists():
-        _initialise_from(generator, config.init_from)
+        _initialise_from(nets.generator, config.init_from)
         log(f"initialised the generator from {config.init_from}")
-    if average is not None and not checkpoint_path.exists():
-        average.load_state_dict(generator.state_dict())
+    if nets.average is not None and not checkpoint_path.exists():
+        nets.average.load_state_dict(nets.generator.state_dict())
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        nets.generator.load_state_dict(state["generator"])
+        nets.critic.load_state_dict(state["critic"])
+        nets.opt_g.load_state_dict(state["opt_g"])
+        nets.opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
-        if average is not None:
-            average.load_state_dict(state["average"])
+        if nets.average is not None:
+            nets.average.load_state_dict(state["average"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         # map_location moved every tensor to `device`; the CPU generator takes only a CPU
         # ByteTensor ("RNG state must be a torch.ByteTensor" on a CUDA resume otherwise)
         torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed {out_dir} at step {step}")
-    val_batch = validation_batch(val_images, config)
-    started = time.perf_counter()
-    first_step = step
-    metrics: dict = {}
+    return step
 
-    # the weights that are validated and saved: the moving average when there is one
-    shipped = average if average is not None else generator
 
-    def extra():
-        """Metadata of a saved generator; an interval model says so (its output differs)."""
-        info = {"step": step, "metrics": metrics}
-        if config.output != "residual":
-            info["output"] = config.output
-        return info
+def _training_step(nets: _Nets, config: TrainConfig, data: dict, *, adversarial: bool):
+    """One optimiser step of the generator (and of the critic when ``adversarial``);
+    returns the generator's loss."""
+    restored = restore(nets.generator, data["input"], data["step"], output=config.output,
+                       lower=data.get("lower"), upper=data.get("upper"))
+    loss = pixel_loss(restored, data["target"], config.pixel)
+    loss = loss + config.linf_weight * quasi_linf_loss(
+        restored, data["dark"], data["k"], data["r"], data["noise"], data["q"])
+    if adversarial:
+        loss = loss + config.adversarial_weight * adversarial_generator_loss(
+            nets.critic(restored))
+    nets.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    nets.opt_g.step()
+    if nets.average is not None:
+        with torch.no_grad():
+            for mean, value in zip(nets.average.parameters(), nets.generator.parameters()):
+                mean.lerp_(value, 1.0 - config.ema_decay)
+            for mean, value in zip(nets.average.buffers(), nets.generator.buffers()):
+                mean.copy_(value)  # batch-norm statistics follow the live network
+    if adversarial:
+        d_loss = adversarial_discriminator_loss(nets.critic(data["target"]),
+                                                nets.critic(restored.detach()))
+        nets.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        nets.opt_d.step()
+    return loss
 
-    def checkpoint():
-        state = {
-            "generator": generator.state_dict(), "critic": critic.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-            "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-        }
-        if average is not None:
-            state["average"] = average.state_dict()
-        _save_checkpoint(checkpoint_path, state)
-        save_generator(shipped, out_dir / "generator.safetensors", extra=extra())
 
-    generator.train()
-    critic.train()
-    batches = _batches(train_images, config, rng, step, workers, device)
-    while step < config.steps:
-        if max_seconds is not None and time.perf_counter() - started > max_seconds:
-            break
-        if max_steps is not None and step - first_step >= max_steps:
-            break
-        data = _tensors(next(batches), device, _training_keys(config))
-        restored = restore(generator, data["input"], data["step"], output=config.output,
-                           lower=data.get("lower"), upper=data.get("upper"))
-        loss = pixel_loss(restored, data["target"], config.pixel)
-        loss = loss + config.linf_weight * quasi_linf_loss(
-            restored, data["dark"], data["k"], data["r"], data["noise"], data["q"])
-        adversarial = step >= config.pretrain_steps
-        if adversarial:
-            loss = loss + config.adversarial_weight * adversarial_generator_loss(
-                critic(restored))
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        if average is not None:
-            with torch.no_grad():
-                for mean, value in zip(average.parameters(), generator.parameters()):
-                    mean.lerp_(value, 1.0 - config.ema_decay)
-                for mean, value in zip(average.buffers(), generator.buffers()):
-                    mean.copy_(value)  # batch-norm statistics follow the live network
-        if adversarial:
-            d_loss = adversarial_discriminator_loss(critic(data["target"]),
-                                                    critic(restored.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        step += 1
-        if progress is not None:
-            progress(step, config.steps, float(loss.detach()))
-        if step % config.validate_every == 0 or step == config.steps:
-            metrics = {"step": step, **validate(shipped, val_batch, device,
-                                                output=config.output)}
-            with open(out_dir / "history.jsonl", "a") as history:
-                history.write(json.dumps(metrics) + "\n")
-            log(json.dumps(metrics))
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-        if step == config.pretrain_steps:
-            # the pretrained generator is kept beside the fine-tuned one (METHOD.md: report both)
-            save_generator(shipped, out_dir / "generator_pretrained.safetensors", extra=extra())
-    del batches  # stops the worker processes
-    checkpoint()
-    return metrics
+def _generator_extra(config: TrainConfig, step: int, metrics: dict) -> dict:
+    """Metadata of a saved generator; an interval model says so (its output differs)."""
+    info = {"step": step, "metrics": metrics}
+    if config.output != "residual":
+        info["output"] = config.output
+    return info
+
+
+def _checkpoint(nets: _Nets, out_dir: Path, rng, step: int, *, extra: dict) -> None:
+    """Save everything the next step depends on, and the generator to ship."""
+    state = {
+        "generator": nets.generator.state_dict(), "critic": nets.critic.state_dict(),
+        "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(), "step": step,
+        "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+    }
+    if nets.average is not None:
+        state["average"] = nets.average.state_dict()
+    _save_checkpoint(out_dir / "checkpoint.pt", state)
+    save_generator(nets.shipped, out_dir / "generator.safetensors", extra=extra)
 
 
 def _new_generator(config: TrainConfig):

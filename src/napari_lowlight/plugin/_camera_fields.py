@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox
 
+from .._validation import parameter_default
+from ..compensation import laic
+from ..dequantizer import dequantize
+
 __all__ = ["BITS_CHOICES", "bits_field", "black_level_field", "camera_options",
            "noise_fields", "noise_option", "shading_field"]
 
@@ -28,7 +32,10 @@ def black_level_field() -> FloatSpinBox:
                         "units), subtracted before anything else")
 
 
-def shading_field(value: float = 0.0) -> FloatSpinBox:
+def shading_field(value: float | None = None) -> FloatSpinBox:
+    """The shading pre-correction; ``value`` None: :func:`napari_lowlight.laic`'s default."""
+    if value is None:
+        value = parameter_default(laic, "shading")
     return FloatSpinBox(label="shading correction", value=value, min=0.0, max=1.0, step=0.05,
                         tooltip="Fraction of the estimated smooth illumination divided out "
                         "before LAIC (1 takes a vignette out; 0 is the paper's LAIC)")
@@ -43,15 +50,17 @@ def camera_options(bits: ComboBox, black_level: FloatSpinBox) -> dict:
 def noise_fields() -> tuple[CheckBox, FloatSpinBox]:
     """The dequantizer's noise allowance: judged from the output (default), or given.
 
-    The level field shows only when "judge" is off.
+    The level field shows only when "judge" is off; both start at
+    :func:`napari_lowlight.dequantize`'s default.
     """
-    judge = CheckBox(text="judge the noise from the output", value=True,
+    default = parameter_default(dequantize, "noise")
+    judge = CheckBox(text="judge the noise from the output", value=default == "auto",
                      tooltip="Estimate the capture's sensor noise from the network's output "
                      "(about 0 for a noise-free capture) and let each pixel lie that far "
                      "outside its level's interval, since noise may have moved it across "
                      "an edge. Off: give the noise yourself")
-    level = FloatSpinBox(label="noise (levels)", value=0.0, min=0.0, max=8.0, step=0.05,
-                         visible=False,
+    level = FloatSpinBox(label="noise (levels)", value=0.0 if default == "auto" else default,
+                         min=0.0, max=8.0, step=0.05, visible=default != "auto",
                          tooltip="The capture's sensor noise in its own levels (a camera's "
                          "dark-frame standard deviation; for a simulated capture, Simulate's "
                          "sigma); 0 keeps every pixel consistent with its level")

@@ -7,11 +7,8 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox
 from napari.utils.notifications import show_warning
 
-from ..baselines import BASELINES
-from ..dequantizer import smooth_project
 from .._lazy import is_lazy
-from ..compensation import laic
-from ..intensity import to_intensity
+from ..methods import DARK_METHODS, METHODS
 from ..metrics import is_degenerate
 from ._camera_fields import bits_field, black_level_field, camera_options
 from ._layers import derived_layer_kwargs
@@ -22,17 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CompareWidget"]
 
-#: Methods that work on a dark image alone, in the order they are run and shown.
-COMPARE_METHODS = [*BASELINES, "laic", "laic+smooth_project", "laic+dequantizer"]
-METHOD_TOOLTIPS = {
-    "clahe": "Contrast-limited adaptive histogram equalization (baseline)",
-    "lime": "LIME: illumination map estimation (baseline)",
-    "octm": "OCTM: optimal contrast-tone mapping (baseline)",
-    "srie": "SRIE: simultaneous reflectance and illumination estimation (baseline)",
-    "laic": "LAIC: locally adaptive illumination compensation",
-    "laic+smooth_project": "LAIC, then the classic dequantizer (smooth, then project)",
-    "laic+dequantizer": "LAIC, then the shipped dequantizer network (the full pipeline)",
-}
+#: Methods that work on a dark image alone, in the order they are run and shown: the
+#: registry's (napari_lowlight.methods.DARK_METHODS), each with its label as tooltip.
+COMPARE_METHODS = DARK_METHODS
+METHOD_TOOLTIPS = {name: METHODS[name].label for name in COMPARE_METHODS}
 
 
 class CompareWidget(StepWidget):
@@ -76,29 +66,12 @@ class CompareWidget(StepWidget):
     def compute(self, data, channel_axis, params, report):
         methods = params["methods"]
         outputs = {}
-        laic_result = None
+        shared = {}  # the light of the image and LAIC's result, computed once for all methods
         report(0, len(methods))
-        camera = {"bits": params.get("bits"), "black_level": params.get("black_level")}
-        # the baselines see light in [0, 1] by the same rule as LAIC (in memory: lazy data
-        # keep their own per-block reading)
-        light = data if is_lazy(data) else to_intensity(data, **camera)[0]
         for done, name in enumerate(methods, start=1):
-            if name in BASELINES:
-                outputs[name] = BASELINES[name](light, channel_axis=channel_axis)
-            else:
-                if laic_result is None:
-                    laic_result = laic(data, channel_axis=channel_axis, **camera)
-                if name == "laic":
-                    outputs[name] = laic_result.enhanced
-                elif name == "laic+smooth_project":
-                    outputs[name] = smooth_project(laic_result.enhanced, laic_result.quantization,
-                                                   channel_axis=channel_axis)
-                else:
-                    from ..dequantizer import dequantize
-
-                    outputs[name] = dequantize(laic_result.enhanced,
-                                               quantization=laic_result.quantization,
-                                               channel_axis=channel_axis)
+            outputs[name], _ = METHODS[name].on_dark(
+                data, channel_axis=channel_axis, bits=params.get("bits"),
+                black_level=params.get("black_level"), cache=shared)
             report(done, len(methods))
         return outputs
 

@@ -8,7 +8,10 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
-from ..quantization import Quantization, quantize_levels
+from .._validation import parameter_default
+from ..dequantizer import dequantize
+from ..formation import degrade
+from ..quantization import Quantization, implied_quantization
 from ._camera_fields import noise_fields, noise_option
 from ._layers import derived_layer_kwargs, layer_quantization
 from ._step_widget import StepWidget
@@ -52,24 +55,33 @@ class DequantizeWidget(StepWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         self.model = ComboBox(label="model", choices=model_names(),
                               tooltip="The dequantizer's weights")
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"],
+                               value=parameter_default(dequantize, "device"),
                                tooltip="auto uses a CUDA GPU when there is one")
-        self.tile = SpinBox(label="tile (px, 0 = auto)", value=0, min=0, max=8192, step=64,
+        self.tile = SpinBox(label="tile (px, 0 = auto)",
+                            value=parameter_default(dequantize, "tile") or 0, min=0, max=8192,
+                            step=64,
                             tooltip="0 picks the model's best: whole planes up to 4 MP "
                             "for the U-Net default on the CPU, 256 px for residual-v1; "
                             "tiles do not change the result")
-        self.project = CheckBox(text="stay inside the quantization intervals", value=True,
+        self.project = CheckBox(text="stay inside the quantization intervals",
+                                value=parameter_default(dequantize, "project"),
                                 tooltip="Clip the network's output into each pixel's "
                                 "interval, so that it re-quantizes to the observed levels")
         self.judge_noise, self.noise = noise_fields()
+        # without metadata the capture is taken to be degrade()'s default (the paper's
+        # global low light) until the user says otherwise
         self.inverse_k = FloatSpinBox(
-            label="1/k (no metadata)", value=30.0, min=1.0, max=10000.0, step=1.0,
+            label="1/k (no metadata)", value=1.0 / parameter_default(degrade, "k"), min=1.0,
+            max=10000.0, step=1.0,
             tooltip="The capture's light level as 1/k (30 = the paper's global low light); "
             "used only when the layer has no quantization (then hidden)")
-        self.r = FloatSpinBox(label="r (no metadata)", value=1.3, min=0.1, max=5.0, step=0.05,
+        self.r = FloatSpinBox(label="r (no metadata)", value=parameter_default(degrade, "r"),
+                              min=0.1, max=5.0, step=0.05,
                               tooltip="Gamma ratio of the capture; used only when the layer "
                               "has no quantization")
-        self.bits = SpinBox(label="bits (no metadata)", value=8, min=1, max=16,
+        self.bits = SpinBox(label="bits (no metadata)", value=parameter_default(degrade, "bits"),
+                            min=1, max=16,
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
@@ -98,22 +110,17 @@ class DequantizeWidget(StepWidget):
                 "bits": int(self.bits.value)}
 
     def compute(self, data, channel_axis, params, report):
-        from ..dequantizer import dequantize
-
         quantization = layer_quantization(self.image.value, data.shape)
         if quantization is None:
-            k, r, bits = params["k"], params["r"], params["bits"]
-            if is_lazy(data):
-                levels = data.map_blocks(_levels_of, k=k, r=r, bits=bits,
-                                         dtype=np.uint8 if bits <= 8 else np.uint16)
-            else:
-                levels = _levels_of(data, k=k, r=r, bits=bits)
-            quantization = Quantization(levels, k=k, r=r, bits=bits)
+            quantization = implied_quantization(data, k=params["k"], r=params["r"],
+                                                bits=params["bits"])
         report(0, 1)
-        restored = dequantize(data, quantization=quantization, model=params["model"],
-                              device=params["device"], tile=params["tile"],
-                              project=params["project"], channel_axis=channel_axis,
-                              progress=report, noise=params["noise"])
+        from .. import dequantizer  # the function as it is when the job runs (not at import)
+
+        restored = dequantizer.dequantize(data, quantization=quantization, model=params["model"],
+                                          device=params["device"], tile=params["tile"],
+                                          project=params["project"], channel_axis=channel_axis,
+                                          progress=report, noise=params["noise"])
         return restored, quantization
 
     def add_layers(self, source, result, params: dict) -> str:
@@ -130,9 +137,3 @@ class DequantizeWidget(StepWidget):
         change = float(np.abs(restored - np.asarray(source.data, dtype=np.float32)).mean())
         return f"done: mean change {change:.4f}"
 
-
-def _levels_of(data, *, k, r, bits):
-    """The levels a re-exposed image implies for given k, r and bits (no metadata)."""
-    from .._validation import as_float_image
-
-    return quantize_levels(k * as_float_image(data) ** r, bits)

@@ -8,6 +8,9 @@ import numpy as np
 from magicgui.widgets import ComboBox
 
 from .._lazy import is_lazy
+from .._validation import parameter_default
+from ..dequantizer import dequantize
+from ..pipeline import laic_then_dequantize
 from ..presets import PRESETS, preset_options
 from ._camera_fields import (
     bits_field,
@@ -48,12 +51,13 @@ class EnhanceWidget(StepWidget):
             tooltip="photograph: 8-bit, vignette taken out; microscope 12/16-bit: the "
             "camera's depth, no shading estimate; time-lapse: one gain for all frames",
         )
-        self.bits = bits_field("8")
+        self.bits = bits_field()  # bits and shading: the preset's, set below
         self.black_level = black_level_field()
-        self.shading = shading_field(1.0)
+        self.shading = shading_field()
         self.model = ComboBox(label="model", choices=model_names(),
                               tooltip="The dequantizer's weights")
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto",
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"],
+                               value=parameter_default(dequantize, "device"),
                                tooltip="auto uses a CUDA GPU when there is one")
         self.judge_noise, self.noise = noise_fields()
         super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
@@ -82,22 +86,14 @@ class EnhanceWidget(StepWidget):
                 "device": device, "noise": noise_option(self.judge_noise, self.noise)}
 
     def compute(self, data, channel_axis, params, report):
-        from ..compensation import laic
-        from ..dequantizer import dequantize
-
-        lazy = is_lazy(data)
         options = dict(params["laic"])
-        if lazy:
+        if is_lazy(data):
             options.pop("shared_gain", None)  # one gain over a lazy series is refused
         report(0, 2)
-        compensated = laic(data, channel_axis=channel_axis,
-                           progress=None if lazy else (lambda d, t: report(d, 2 * t)),
-                           **options)
-        restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
-                              model=params["model"], device=params["device"],
-                              channel_axis=channel_axis, noise=params["noise"],
-                              progress=lambda d, t: report(t + d, 2 * t))
-        return compensated, restored
+        # LAIC's planes as the first half of the progress, the network's as the second
+        return laic_then_dequantize(data, channel_axis=channel_axis, laic_options=options,
+                                    progress=report, model=params["model"],
+                                    device=params["device"], noise=params["noise"])
 
     def add_layers(self, source, result, params: dict) -> str:
         compensated, restored = result

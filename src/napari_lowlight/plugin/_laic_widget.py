@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
+from .._validation import parameter_default
 from ..compensation import LAICResult, laic
 from ..quantization import Quantization
 from ._camera_fields import bits_field, black_level_field, camera_options, shading_field
@@ -37,35 +38,40 @@ class LAICWidget(StepWidget):
     run_text = "Compensate"
 
     def __init__(self, viewer: napari.viewer.Viewer):
+        def default(parameter):  # every field starts at laic()'s own default
+            return parameter_default(laic, parameter)
+
         self.method = ComboBox(
-            label="method", choices=["auto", "exact", "fast"], value="auto",
+            label="method", choices=["auto", "exact", "fast"], value=default("method"),
             tooltip="exact: one LP over all pixels (small images); fast: multilevel gain; "
             "auto: exact up to 64x64 pixels",
         )
         self.contrast_weight = FloatSpinBox(
-            label="contrast weight", value=1.0, min=0.0, max=20.0, step=0.1,
+            label="contrast weight", value=default("contrast_weight"), min=0.0, max=20.0,
+            step=0.1,
             tooltip="Reward for local contrast against gain variation (lambda2 times the "
             "brightest dark value); above ~2 single pixels trade gain for contrast",
         )
         self.window_radius = SpinBox(
-            label="window radius (px)", value=2, min=1, max=15,
+            label="window radius (px)", value=default("window_radius"), min=1, max=15,
             tooltip="Radius of the local-mean window whose rank order is preserved",
         )
         self.max_gain = FloatSpinBox(
-            label="max gain (0 = auto)", value=0.0, min=0.0, max=1e6, step=1.0,
+            label="max gain (0 = auto)", value=default("max_gain") or 0.0, min=0.0, max=1e6,
+            step=1.0,
             tooltip="Largest amplification allowed anywhere; 0 lets the gain reach what takes "
             "the image's bright end to full scale (and up to 2x that in dark regions)",
         )
         self.bits = bits_field(auto="from the layer's quantization, else the smallest of "
                                "8/10/12/14/16 bits holding the maximum")
         self.black_level = black_level_field()
-        self.shading = shading_field(0.0)
+        self.shading = shading_field()
         self.shared_gain = CheckBox(
-            label="one gain for all planes", value=False,
+            label="one gain for all planes", value=default("shared_gain"),
             tooltip="For time series: the same gain on every plane (no flicker)",
         )
         self.refine_edges = CheckBox(
-            label="refine along bright edges", value=False,
+            label="refine along bright edges", value=default("refine_edges"),
             tooltip="Let the gain turn pixel-fine along bright objects' edges (the fast "
             "method): no dark ring around them, at several times the time")
         super().__init__(viewer, [self.bits, self.black_level, self.method,

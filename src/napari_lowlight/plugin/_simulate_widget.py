@@ -8,6 +8,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
+from .._validation import parameter_default
 from ..formation import DegradedImage, degrade
 from ._layers import derived_layer_kwargs
 from ._step_widget import StepWidget
@@ -35,28 +36,33 @@ class SimulateLowLightWidget(StepWidget):
     run_text = "Simulate"
 
     def __init__(self, viewer: napari.viewer.Viewer):
+        def default(parameter):  # every field starts at degrade()'s own default
+            return parameter_default(degrade, parameter)
+
         self.inverse_k = FloatSpinBox(
-            label="light level 1/k", value=30.0, min=1.0, max=10000.0, step=1.0,
+            label="light level 1/k", value=1.0 / default("k"), min=1.0, max=10000.0, step=1.0,
             tooltip="The capture gets 1/k of the normal light (k = 1 / this value, in (0, 1]): "
             "30 is the paper's global low light, 5 its local low light. Entered as 1/k so "
             "that 1/30 is exact, not 0.033",
         )
         self.r = FloatSpinBox(
-            label="gamma ratio r", value=1.3, min=0.1, max=5.0, step=0.05,
+            label="gamma ratio r", value=default("r"), min=0.1, max=5.0, step=0.05,
             tooltip="Gamma ratio g2/g1 of the dark capture (paper: 1.3 global, 1.5 local)",
         )
         self.sigma = FloatSpinBox(
-            label="noise σ (levels)", value=0.25, min=0.0, max=10.0, step=0.05,
+            label="noise σ (levels)", value=default("sigma"), min=0.0, max=10.0, step=0.05,
             tooltip="Sensor noise standard deviation, in quantization steps",
         )
         self.bits = SpinBox(
-            label="bits", value=8, min=1, max=16,
+            label="bits", value=default("bits"), min=1, max=16,
             tooltip="Bit depth of the capture: 8 for photos, 12 or 16 for scientific cameras",
         )
         self.dimming = ComboBox(
-            label="uneven light", choices=["none", "vignette", "random"], value="none",
+            label="uneven light", choices=["none", "vignette", "random"],
+            value=default("dimming") or "none",
             tooltip="Spatial pattern multiplying k (random: seeded smooth field)",
         )
+        # seed 0, not degrade()'s None (fresh noise each call): a widget run is repeatable
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
                             tooltip="Random seed of the noise (and of the random uneven light): "
                             "the same seed gives the same capture")
