@@ -221,7 +221,7 @@ def _run_degrade(args) -> int:
 
 
 def _add_laic(sub) -> None:
-    from .compensation import laic
+    from .compensation import LAIC_METHODS, laic
 
     comp = sub.add_parser(
         "laic",
@@ -231,7 +231,7 @@ def _add_laic(sub) -> None:
     )
     comp.add_argument("input", type=Path, metavar="IN", help="dark image file")
     comp.add_argument("output", type=Path, metavar="OUT", help="enhanced image (.tif or .png)")
-    comp.add_argument("--method", choices=("auto", "exact", "fast"),
+    comp.add_argument("--method", choices=LAIC_METHODS,
                       default=_default(laic, "method"),
                       help="exact LP, fast multilevel, or auto (exact up to 64x64; default)")
     weight = _default(laic, "contrast_weight")

@@ -4,12 +4,13 @@
 way every method and benchmark uses.  See ``docs/laic.md``.
 """
 
-from ._laic import EXACT_MAX_PIXELS, LAICResult, laic
+from ._laic import EXACT_MAX_PIXELS, LAIC_METHODS, LAICResult, laic
 from ._lp import LAICSolverError
 from ._problem import laic_objective, local_signs, rank_preservation
 
 __all__ = [
     "EXACT_MAX_PIXELS",
+    "LAIC_METHODS",
     "LAICResult",
     "LAICSolverError",
     "laic",

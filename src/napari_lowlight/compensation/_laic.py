@@ -22,7 +22,8 @@ __all__ = ["EDGE_REGIONS", "EXACT_MAX_PIXELS", "LAICResult", "laic"]
 
 #: "auto" uses the exact LP up to this many pixels per problem (about 1 s here).
 EXACT_MAX_PIXELS = 64 * 64
-METHODS = ("auto", "exact", "fast")
+#: The ways ``laic(method=...)`` solves the problem (docstring of :func:`laic`).
+LAIC_METHODS = ("auto", "exact", "fast")
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,8 +294,8 @@ def laic(
 def _checked_options(*, method, contrast_weight, window_radius, min_gain, max_gain, time_limit,
                      shading, max_regions, refine_edges) -> dict:
     """``laic``'s solver settings, checked and normalised (what ``_solve_group`` takes)."""
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(method, str) or method not in LAIC_METHODS:
+        raise ValueError(f"method must be one of {LAIC_METHODS}, got {method!r}")
     contrast_weight = check_real(contrast_weight, "contrast_weight", low=0.0)
     window_radius = check_int(window_radius, "window_radius", low=1, high=15)
     if min_gain is not None:

@@ -8,7 +8,7 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from .._lazy import is_lazy
 from .._validation import parameter_default
-from ..compensation import LAICResult, laic
+from ..compensation import LAIC_METHODS, LAICResult, laic
 from ..quantization import Quantization
 from ._camera_fields import bits_field, black_level_field, camera_options, shading_field
 from ._layers import derived_layer_kwargs
@@ -42,7 +42,7 @@ class LAICWidget(StepWidget):
             return parameter_default(laic, parameter)
 
         self.method = ComboBox(
-            label="method", choices=["auto", "exact", "fast"], value=default("method"),
+            label="method", choices=list(LAIC_METHODS), value=default("method"),
             tooltip="exact: one LP over all pixels (small images); fast: multilevel gain; "
             "auto: exact up to 64x64 pixels",
         )
