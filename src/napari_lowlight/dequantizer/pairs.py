@@ -5,7 +5,9 @@ channel at random, since the model restores each channel on its own), flipped an
 rotated, captured with random light (``k`` log-uniform), gamma ratio, noise, bit
 depth and, half of the time, an uneven dimming field.  The network sees the
 re-exposed image and its per-pixel quantization step; the losses also need the
-dark levels, ``k``, ``r``, the noise and ``q``.
+dark levels, ``k``, ``r``, the noise and ``q``.  A share of the pairs
+(``PairSettings.laic_probability``) goes through LAIC instead of the re-exposure: the
+input is LAIC's output with its intervals, as inside ``enhance``.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class PairSettings:
     dimming_probability: float = 0.5
     #: Share of pairs whose input is LAIC's output (``laic`` run on the dark capture):
     #: intervals of step ``q * gain`` that jump between LAIC's gain regions, as the
-    #: dequantizer meets them after LAIC in ``enhance``.  LAIC costs about a second per
-    #: 256-px crop, so these pairs are worth making in worker processes.
+    #: dequantizer meets them after LAIC in ``enhance``.  LAIC costs about 0.4 s per
+    #: 256-px crop (one core), so these pairs are worth making in worker processes.
     laic_probability: float = 0.0
 
 
