@@ -363,3 +363,27 @@ def test_multiscale_layer_gives_multiscale_layers(make_napari_viewer, qtbot, err
     for level, quantization in zip(out.data, quantizations):
         assert interval_consistency(np.asarray(level), quantization) == 1.0
     np.testing.assert_array_equal(source.data[0], full)
+
+
+def test_dequantize_widget_reads_integer_counts_by_the_bits_field(make_napari_viewer, qtbot,
+                                                                  errors):
+    # a 12-bit re-exposed frame stored as uint16 without metadata: its implied levels are
+    # its counts of 4095 (as dequantize reads the pixels), not counts of 65535
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+
+    viewer = make_napari_viewer()
+    counts = (np.arange(48 * 40).reshape(48, 40) % 4096).astype(np.uint16)
+    viewer.add_image(counts, name="frame")
+    widget = DequantizeWidget(viewer)
+    widget.device.value = "cpu"
+    widget.bits.value, widget.inverse_k.value, widget.r.value = 12, 1, 1.0
+    widget.judge_noise.value = False
+    widget.noise.value = 0.0
+    widget.run()
+    wait_for_job(qtbot, widget, timeout=60000)
+    assert errors == []
+    out = viewer.layers["dequantized"]
+    np.testing.assert_array_equal(out.metadata["quantization"].levels, counts)
+    # strict projection: every pixel stays within its count's interval of 1/4095
+    assert np.abs(out.data - counts / 4095).max() <= 0.5 / 4095 + 1e-6
+

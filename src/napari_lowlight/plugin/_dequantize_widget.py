@@ -11,6 +11,7 @@ from .._lazy import is_lazy
 from .._validation import parameter_default
 from ..dequantizer import dequantize
 from ..formation import degrade
+from ..intensity import to_intensity
 from ..quantization import Quantization, implied_quantization
 from ._camera_fields import noise_fields, noise_option
 from ._layers import derived_layer_kwargs, layer_quantization
@@ -112,8 +113,9 @@ class DequantizeWidget(StepWidget):
     def compute(self, data, channel_axis, params, report):
         quantization = layer_quantization(self.image.value, data.shape)
         if quantization is None:
-            quantization = implied_quantization(data, k=params["k"], r=params["r"],
-                                                bits=params["bits"])
+            quantization = implied_quantization(
+                _as_light(data, params["bits"]), k=params["k"], r=params["r"],
+                bits=params["bits"])
         report(0, 1)
         from .. import dequantizer  # the function as it is when the job runs (not at import)
 
@@ -137,3 +139,14 @@ class DequantizeWidget(StepWidget):
         change = float(np.abs(restored - np.asarray(source.data, dtype=np.float32)).mean())
         return f"done: mean change {change:.4f}"
 
+
+def _as_light(data, bits: int):
+    """Integer layer data read as ``dequantize`` reads it (counts of ``bits`` bits, the one
+    rule of :func:`~napari_lowlight.intensity.to_intensity`), so the implied levels and the
+    network's input agree; floats as they are."""
+    if np.dtype(data.dtype).kind not in "iu":
+        return data
+    if is_lazy(data):
+        return data.map_blocks(lambda block: to_intensity(block, bits=bits)[0],
+                               dtype=np.float64)
+    return to_intensity(data, bits=bits)[0]
