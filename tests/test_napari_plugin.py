@@ -266,6 +266,13 @@ def test_compare_widget_needs_a_method(make_napari_viewer, errors):
     assert len(errors) == 1 and "at least one method" in errors[0]
 
 
+def _strict_projection(widget):
+    """Noise 0: the strict projection, every pixel in its own interval ("auto", the
+    default, widens them by the judged noise: tests/test_noise_projection.py)."""
+    widget.judge_noise.value = False
+    widget.noise.value = 0.0
+
+
 def test_dequantize_widget_adds_consistent_layer(make_napari_viewer, qtbot, errors):
     from napari_lowlight.metrics import interval_consistency
     from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
@@ -277,10 +284,7 @@ def test_dequantize_widget_adds_consistent_layer(make_napari_viewer, qtbot, erro
                              metadata={"quantization": capture.quantization})
     widget = DequantizeWidget(viewer)
     widget.device.value = "cpu"
-    # noise 0: the strict projection, every pixel in its own interval ("auto", the
-    # default, widens them by the judged noise: tests/test_noise_projection.py)
-    widget.judge_noise.value = False
-    widget.noise.value = 0.0
+    _strict_projection(widget)
     widget.run()
     wait_for_job(qtbot, widget, timeout=60000)
     assert errors == []
@@ -377,8 +381,7 @@ def test_dequantize_widget_reads_integer_counts_by_the_bits_field(make_napari_vi
     widget = DequantizeWidget(viewer)
     widget.device.value = "cpu"
     widget.bits.value, widget.inverse_k.value, widget.r.value = 12, 1, 1.0
-    widget.judge_noise.value = False
-    widget.noise.value = 0.0
+    _strict_projection(widget)
     widget.run()
     wait_for_job(qtbot, widget, timeout=60000)
     assert errors == []

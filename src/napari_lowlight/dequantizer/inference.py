@@ -353,7 +353,8 @@ def _window_noise_lazy(image, quantization, *, generator, device, tile, channel_
                             tile=tile, project=False, channel_axis=channel_axis)
     core = tuple(slice(i.start - o.start, i.stop - o.start) if i.start is not None else i
                  for i, o in zip(inner, outer))
-    return max(_window_quantization(local, core).noise_of(raw[core]), AUTO_NOISE_FLOOR)
+    # the core is already the judged window: judge_noise takes all of it (floor included)
+    return judge_noise(raw[core], _window_quantization(local, core), channel_axis=channel_axis)
 
 
 def _overlap_layout(image, generator, axes):
