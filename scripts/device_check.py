@@ -23,7 +23,7 @@ does not stop the next:
 ``environment``
     versions, where each module comes from, the GPU as ``nvidia-smi`` sees it.
 ``tests``
-    ``pytest -m gpu`` over the test files that hold GPU tests.
+    ``pytest -m gpu`` over the test files that hold GPU tests (``--tests``: chosen ones).
 ``bench_dequantizer``
     the bf16 matrix-product peak and copy bandwidth, then each shipped model's network in
     MP/s at fp32, bf16/fp16 autocast, channels_last and bf16 weights, against that peak;
@@ -537,6 +537,8 @@ class Orchestrator:
                 extra["train_seconds"] = self.args.train_seconds
                 self.run_stage(name, extra)
                 self.collect_training()
+            elif name == "tests":
+                self.run_stage(name, {"test_ids": self.args.tests})
             else:
                 self.run_stage(name)
         return self.finish()
@@ -771,6 +773,8 @@ def stage_tests(settings: dict, rec: Recorder) -> None:
     files = sorted(str(path.relative_to(repo)) for path in (repo / "tests").glob("test_*.py")
                    if "mark.gpu" in path.read_text())
     rec.data["files"] = files
+    # --tests: only these (e.g. the failures of the last run), still only GPU-marked ones
+    selected = list(settings.get("test_ids") or ()) or files
     junit = Path(settings["work"]) / "junit.xml"
     timeout = max(5.0, settings["deadline"] - time.time())
     # no cache folder in the checkout; none of the napari/Qt plugins (they import napari at
@@ -782,7 +786,7 @@ def stage_tests(settings: dict, rec: Recorder) -> None:
     if importlib.util.find_spec("pytest_timeout") is not None:
         # one hung test fails on its own and the JUnit file (every outcome) is still written
         command.append(f"--timeout={max(10, int(timeout / 2))}")
-    command += files
+    command += selected
     rec.data["command"] = " ".join(command[1:])
     rec.save()
     process = subprocess.Popen(command, cwd=repo)
@@ -1434,6 +1438,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="processes making training pairs (default: CPUs - 2 on a device; "
                         "runs with per-step seeds only)")
+    parser.add_argument("--tests", nargs="+", default=None, metavar="NODEID",
+                        help="pytest node ids or files for the tests stage (default: every "
+                        "test file holding GPU tests), e.g. the failures of the last run")
     parser.add_argument("--only", nargs="+", choices=STAGES[1:], default=None,
                         help="run only these stages (install always runs)")
     parser.add_argument("--stage-budget", type=_stage_budget, action="append", default=None,

@@ -274,8 +274,10 @@ def test_cuda_dequantize_matches_cpu(model, bits):
                                device="cuda", project=False, tile=tile)
         assert on_gpu.dtype == np.float32
         _assert_close_in_steps(on_gpu, on_cpu, step, BF16_LIMITS, f"{model} {bits} bits {tile}")
+    # noise=0: the strict projection (the default, noise="auto", widens the intervals by the
+    # noise it judges, so its output may leave them on purpose)
     projected = nl.dequantize(capture.reexposed, quantization=quant, model=model,
-                              device="cuda")
+                              device="cuda", noise=0)
     # not 1.0: at 16 bits a few intervals near 1 are narrower than float32's spacing there
     # (1e-7), so the float32 output cannot always land inside them (the CPU's neither)
     assert nl.metrics.interval_consistency(projected, quant) >= 0.9999
@@ -344,7 +346,9 @@ def test_cuda_out_of_memory_halves_the_tile_and_gives_the_same_result():
 
     from napari_lowlight.dequantizer.weights import load_generator
 
-    capture = nl.degrade(_scene((768, 768)), k=1 / 30, bits=8, seed=0)
+    # 2048 pixels: the U-Net's halo is 352 pixels a side, so only on a plane this large do
+    # 256-pixel tiles (960-pixel windows) need much less memory than the whole plane
+    capture = nl.degrade(_scene((2048, 2048)), k=1 / 30, bits=8, seed=0)
     quant = capture.quantization
     generator = load_generator("default").to("cuda")
 
@@ -352,9 +356,9 @@ def test_cuda_out_of_memory_halves_the_tile_and_gives_the_same_result():
         return nl.dequantize(capture.reexposed, quantization=quant, model=generator,
                              device="cuda", project=False, tile=tile)
 
-    whole = _reserved_peak(lambda: run(1024))
-    tiled = _reserved_peak(lambda: run(128))
-    assert whole > 2 * tiled, f"a whole plane needs {whole} B, 128-pixel tiles {tiled} B"
+    whole = _reserved_peak(lambda: run(2048))
+    tiled = _reserved_peak(lambda: run(256))
+    assert whole > 2 * tiled, f"a whole plane needs {whole} B, 256-pixel tiles {tiled} B"
     expected = run()
     with _gpu_memory_limit((whole + tiled) // 2), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -417,8 +421,11 @@ def _dark_uint8_stack(planes=2, shape=(48, 64)):
 def test_batch_plane_on_cuda_matches_cpu():
     pytest.importorskip("highspy")
     from napari_lowlight.batch import plane_result
+    from napari_lowlight.dequantizer.inference import AUTO_NOISE_FLOOR
 
-    plane = _dark_uint8_stack(1, (96, 112))[0]
+    # 48 x 64: LAIC's exact LP in about a second (this scene at 96 x 112 took the fast
+    # method 20 s, three times over, on the first device run of this test)
+    plane = _dark_uint8_stack(1)[0]
     options = dict(steps=("laic", "dequantize"), colour=False, laic_options={},
                    model="default", bits=None)
     on_cpu = plane_result(plane, device="cpu", **options)
@@ -426,7 +433,15 @@ def test_batch_plane_on_cuda_matches_cpu():
     quant = laic(plane).quantization
     assert on_gpu.dtype == np.float32 and on_gpu.shape == plane.shape
     _assert_close_in_steps(on_gpu, on_cpu, quant.interval_width, BF16_LIMITS, "batch plane")
-    assert nl.metrics.interval_consistency(on_gpu, quant) == 1.0
+    # batch projects with noise="auto" (intervals widened by the noise it judges, at least
+    # AUTO_NOISE_FLOOR steps a side), so not all of the output lies in the strict intervals:
+    # the GPU's output as much as the CPU's
+    low, high = quant.bounds(noise=AUTO_NOISE_FLOOR)
+
+    def inside(values):
+        return np.mean((values >= low - 1e-6) & (values <= high + 1e-6))
+
+    assert inside(on_gpu) >= inside(on_cpu) - 0.01
 
 
 @needs_cuda
