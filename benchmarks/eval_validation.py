@@ -22,7 +22,10 @@ Methods: ``Jt`` (the re-exposed image, or the LAIC output), ``classic``
 (``smooth_project`` with its defaults) and every ``--models`` entry with projection
 (what ``dequantize(..., project=True)`` returns: the raw output projected by
 ``Quantization.project``, computed once from the raw output, which is identical);
-the raw output (``project=False``) gives the interval consistency only.
+the raw output (``project=False``) gives the interval consistency only: exact, and within
+the intervals widened by 2 sigma of the capture's noise (``interval_consistency(...,
+noise=0.5)``), each beside the clean reference's own (with sigma = 0.25 step the reference
+is about 80 % consistent with the exact intervals and >= 95 % within 2 sigma).
 
 Reports PSNR and SSIM against the reference, a summary table per setting and model
 and a per-image table, as Markdown (stdout, ``--out``) and CSV (``--csv``).
@@ -133,6 +136,11 @@ def load_models(entries) -> dict:
     return models
 
 
+def setting_sigma(setting: str) -> float:
+    """The capture's noise, steps (after LAIC: the global capture's)."""
+    return float(SETTINGS["global" if setting == "laic-global" else setting]["sigma"])
+
+
 def noise_allowance(setting: str, noise, raw, quant, axis) -> float:
     """The projection's noise allowance for ``setting``: a number, "known" (the capture's
     own sigma; after LAIC the global capture's) or "auto" (judged from the raw output
@@ -141,7 +149,7 @@ def noise_allowance(setting: str, noise, raw, quant, axis) -> float:
         return judge_noise(raw, quant, channel_axis=axis)
     if noise != "known":
         return float(noise)
-    return float(SETTINGS["global" if setting == "laic-global" else setting]["sigma"])
+    return setting_sigma(setting)
 
 
 def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
@@ -151,7 +159,13 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
     row = {"setting": setting, "image": name, "shape": "x".join(map(str, image.shape)),
            "psnr_jt": psnr(reference, jt), "psnr_classic": psnr(reference, classic),
            "ssim_jt": ssim(reference, jt, channel_axis=axis),
-           "ssim_classic": ssim(reference, classic, channel_axis=axis)}
+           "ssim_classic": ssim(reference, classic, channel_axis=axis),
+           # the clean reference is not consistent with a noisy capture's exact intervals
+           # everywhere; within 2 sigma of noise it is at >= 95 % of pixels (|noise| <= 2
+           # sigma there), the fair bar for a restoration's raw output
+           "consistency_reference": interval_consistency(reference, quant),
+           "consistency2s_reference": interval_consistency(reference, quant,
+                                                           noise=2 * setting_sigma(setting))}
     for label, generator in models.items():
         raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
                             project=False, channel_axis=axis)
@@ -162,6 +176,8 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
         row[f"psnr_{label}"] = psnr(reference, projected)
         row[f"ssim_{label}"] = ssim(reference, projected, channel_axis=axis)
         row[f"consistency_{label}"] = interval_consistency(raw, quant)
+        row[f"consistency2s_{label}"] = interval_consistency(raw, quant,
+                                                            noise=2 * setting_sigma(setting))
         row[f"noise_{label}"] = allowance
     return row
 
@@ -170,8 +186,9 @@ def summary_table(rows, settings, labels) -> list[str]:
     lines = [
         "| setting | model | images | Jt dB | classic dB | model dB | model − classic dB | "
         "model − Jt dB | min model − Jt dB | min model − classic dB | Jt SSIM | classic SSIM "
-        "| model SSIM | SSIM ≥ classic | raw consistency | noise allowance (steps) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model SSIM | SSIM ≥ classic | raw consistency | reference consistency "
+        "| raw / reference within 2σ | noise allowance (steps) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for setting in settings:
         chosen = [row for row in rows if row["setting"] == setting]
@@ -181,11 +198,14 @@ def summary_table(rows, settings, labels) -> list[str]:
         classic = np.array([row["psnr_classic"] for row in chosen])
         ssim_jt = np.array([row["ssim_jt"] for row in chosen])
         ssim_classic = np.array([row["ssim_classic"] for row in chosen])
+        reference = np.array([row["consistency_reference"] for row in chosen])
+        reference2s = np.array([row["consistency2s_reference"] for row in chosen])
         for label in labels:
             model = np.array([row[f"psnr_{label}"] for row in chosen])
             ssim_model = np.array([row[f"ssim_{label}"] for row in chosen])
             consistency = np.array([row[f"consistency_{label}"] for row in chosen])
             allowance = np.array([row[f"noise_{label}"] for row in chosen])
+            consistency2s = np.array([row[f"consistency2s_{label}"] for row in chosen])
             lines.append(
                 f"| {setting} | {label} | {len(chosen)} | {jt.mean():.2f} | "
                 f"{classic.mean():.2f} | {model.mean():.2f} | "
@@ -193,7 +213,9 @@ def summary_table(rows, settings, labels) -> list[str]:
                 f"{(model - jt).min():+.2f} | {(model - classic).min():+.2f} | "
                 f"{ssim_jt.mean():.4f} | {ssim_classic.mean():.4f} | {ssim_model.mean():.4f} | "
                 f"{np.mean(ssim_model >= ssim_classic) * 100:.0f} % | "
-                f"{consistency.mean() * 100:.1f} % | {allowance.mean():.3f} |")
+                f"{consistency.mean() * 100:.1f} % | {reference.mean() * 100:.1f} % | "
+                f"{consistency2s.mean() * 100:.1f} % / {reference2s.mean() * 100:.1f} % | "
+                f"{allowance.mean():.3f} |")
     return lines
 
 

@@ -147,3 +147,42 @@ def test_image_checks():
         interval_consistency(np.zeros((2, 2)), "not a quantization")
     with pytest.raises(ValueError, match="margin"):
         quant.project(np.zeros((2, 2)), margin=0.7)
+
+
+def test_consistency_within_the_noise_allowance():
+    """With sensor noise the clean image leaves the exact intervals at many pixels, but its
+    re-darkened value is never farther than |noise| + 1/2 step from the level, so intervals
+    widened by 3 sigma hold it wherever |noise| <= 3 sigma (99.7 % of pixels)."""
+    rng = np.random.default_rng(3)
+    J = np.clip(0.5 + 0.3 * np.sin(np.linspace(0, 20, 128))[None, :]
+                + 0.05 * rng.standard_normal((96, 128)), 0, 1)
+    capture = degrade(J, k=1 / 8, r=1.2, sigma=0.25, bits=8, seed=1)
+    quant = capture.quantization
+    exact = interval_consistency(J, quant)
+    assert exact == interval_consistency(J, quant, noise=0.0)
+    assert exact < 0.9  # the noise moved many levels
+    widened = [interval_consistency(J, quant, noise=n) for n in (0.25, 0.5, 0.75)]
+    assert exact < widened[0] < widened[1] < widened[2]
+    assert widened[2] >= 0.99
+    # the widened test is the bounds' test; the ends take everything beyond them
+    lower, upper = quant.bounds(noise=0.5)
+    inside = quant.is_consistent(J, noise=0.5)
+    middle = (quant.levels > 0) & (quant.levels < quant.max_level)
+    np.testing.assert_array_equal(inside[middle],
+                                  ((J >= lower) & (J <= upper))[middle])
+    assert quant.is_consistent(np.full(J.shape, -1.0), noise=0.5)[quant.levels == 0].all()
+    with pytest.raises(ValueError, match="noise"):
+        interval_consistency(J, quant, noise=-0.1)
+    with pytest.raises(ValueError, match="shape"):
+        quant.is_consistent(J[:10], noise=0.5)
+
+
+def test_lazy_consistency_within_the_noise_allowance_matches_in_memory():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(4)
+    J = np.clip(0.4 + 0.1 * rng.standard_normal((64, 80)), 0, 1)
+    capture = degrade(J, k=1 / 16, sigma=0.5, bits=8, seed=2)
+    lazy = degrade(da.from_array(J, chunks=(32, 40)), k=1 / 16, sigma=0.5, bits=8, seed=2)
+    expected = capture.quantization.is_consistent(J, noise=0.5)
+    result = lazy.quantization.is_consistent(da.from_array(J, chunks=(32, 40)), noise=0.5)
+    np.testing.assert_array_equal(np.asarray(result), expected)

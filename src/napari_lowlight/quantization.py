@@ -335,11 +335,26 @@ class Quantization:
         lo, hi = self.bounds()
         return hi - lo
 
-    def is_consistent(self, image) -> np.ndarray:
-        """Boolean map: True where ``image`` re-quantizes to the observed level."""
+    def is_consistent(self, image, *, noise: float = 0.0) -> np.ndarray:
+        """Boolean map: True where ``image`` re-quantizes to the observed level.
+
+        ``noise`` (steps, >= 0): True where ``image`` lies within the interval widened by
+        that much on each side (:meth:`bounds`), what a noisy capture's clean values do.
+        """
+        noise = check_real(noise, "noise", low=0.0, high=8.0)
         if self.is_lazy:
-            return self._blockwise(lambda quant, im: quant.is_consistent(im), image, dtype=bool)
-        return self.requantize(image) == self.levels
+            return self._blockwise(lambda quant, im: quant.is_consistent(im, noise=noise),
+                                   image, dtype=bool)
+        if noise == 0:
+            return self.requantize(image) == self.levels
+        lower, upper = self.bounds(noise=noise)
+        values = np.asarray(image, dtype=np.float64)
+        if values.shape != lower.shape:
+            raise ValueError(f"image has shape {values.shape}, the quantization {lower.shape}")
+        # as the quantizer: the lowest level takes everything below, the highest all above
+        lower = np.where(self.levels == 0, -np.inf, lower)
+        upper = np.where(self.levels == self.max_level, np.inf, upper)
+        return (values >= lower) & (values <= upper)
 
     def noise_of(self, estimate) -> float:
         """Sensor noise of the capture, in quantization steps, judged from a clean estimate.
