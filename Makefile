@@ -69,9 +69,10 @@ training-data:
 DRY_RUN ?=
 DEVICE_DRY := $(filter 1 yes true,$(DRY_RUN))
 DEVICE_PY := $(if $(and $(DEVICE_DRY),$(wildcard $(PY))),$(PY),$(PYTHON))
-# The training chunk continues the shipped U-Net (a new run from its weights, new seed) unless a
-# carried device-run/ checkpoint is resumed; pairs from device-pack/ (make device-pack).
-DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-continue.json
+# The training chunk continues the shipped U-Net (a new run from its weights, new seed) with 20 %
+# of its pairs made through LAIC (what made the session-23 default) unless a carried device-run/
+# checkpoint is resumed; pairs from device-pack/ (make device-pack).
+DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-gpu-laic.json
 device-check:
 	$(DEVICE_PY) scripts/device_check.py $(if $(DEVICE_DRY),--dry-run) $(DEVICE_CHECK_ARGS)
 
@@ -80,10 +81,11 @@ device-check:
 device-wheels:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/device_check.py --download-wheels device-wheels
 
-# 256-px training crops of data/ (make training-data) and scikit-image, <= 33 MiB, into
-# device-pack/ (ignored; carry it with device-wheels: together they fit the 64 MiB limit).
+# 256-px training crops of data/ (make training-data) and scikit-image, about 28 MiB, into
+# device-pack/ (ignored; carry it with device-wheels: with the ~18 MiB tracked tree they fit
+# the 64 MiB limit; 1,150 crops no longer do since the session-23 weights).
 device-pack: $(STAMP)
-	$(PY) scripts/make_training_pack.py --data data --out device-pack --crops 1150
+	$(PY) scripts/make_training_pack.py --data data --out device-pack --crops 1000
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info
