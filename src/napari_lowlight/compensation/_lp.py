@@ -274,7 +274,7 @@ def solve_partition(
     labels: np.ndarray,
     *,
     time_limit: float = 60.0,
-    solver: str = "ipm",
+    solver: str = "ds",
     lazy: bool = True,
 ):
     """Solve the LAIC LP with the gain constant on each region of ``labels``.
@@ -286,9 +286,10 @@ def solve_partition(
         Region of every pixel, 0 .. n_regions - 1, every id used.
     time_limit : float
         Seconds HiGHS may spend.
-    solver : {"ipm", "ds"}
-        HiGHS's interior-point method (with crossover; faster on the fast method's
-        region LPs) or dual simplex (faster on the exact per-pixel LP).
+    solver : {"ds", "ipm"}
+        The first solve by HiGHS's dual simplex (the default: measured faster on the
+        exact per-pixel LP and on the fast method's region LPs,
+        benchmarks/bench_laic_solver.py) or its interior-point method with crossover.
     lazy : bool
         Add the rows of windows over three or more regions only when the
         solution violates them (cutting planes; the same optimum, since the LP
