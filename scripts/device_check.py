@@ -525,6 +525,14 @@ class Orchestrator:
 
     # -- the whole run ---------------------------------------------------------------
 
+    def test_workers(self) -> int:
+        """pytest-xdist processes for the GPU tests: ``--test-workers``, else 4 on a device
+        with 16 cores (each test spends seconds starting CUDA/CuPy kernels, little on the
+        GPU: four at once cut the stage from about 200 s), none in a dry run."""
+        if self.args.test_workers is not None:
+            return max(0, int(self.args.test_workers))
+        return 0 if self.dry else min(4, (os.cpu_count() or 1) // 4)
+
     def run(self) -> int:
         self.say(f"device check ({'dry run, CPU' if self.dry else 'device'}): budget "
                  f"{self.deadline - self.started:.0f} s, out {self.out}")
@@ -538,7 +546,8 @@ class Orchestrator:
                 self.run_stage(name, extra)
                 self.collect_training()
             elif name == "tests":
-                self.run_stage(name, {"test_ids": self.args.tests})
+                self.run_stage(name, {"test_ids": self.args.tests,
+                                      "test_workers": self.test_workers()})
             else:
                 self.run_stage(name)
         return self.finish()
@@ -766,17 +775,39 @@ def stage_environment(settings: dict, rec: Recorder) -> None:
 
 def stage_tests(settings: dict, rec: Recorder) -> None:
     """``pytest -m gpu`` over the files that hold GPU tests; outcomes from its JUnit XML."""
-    import importlib.util
-    import xml.etree.ElementTree as ElementTree
-
     repo = Path(settings["repo"])
     files = sorted(str(path.relative_to(repo)) for path in (repo / "tests").glob("test_*.py")
                    if "mark.gpu" in path.read_text())
     rec.data["files"] = files
-    # --tests: only these (e.g. the failures of the last run), still only GPU-marked ones
-    selected = list(settings.get("test_ids") or ()) or files
     junit = Path(settings["work"]) / "junit.xml"
     timeout = max(5.0, settings["deadline"] - time.time())
+    command = _pytest_command(settings, rec, junit, timeout, files)
+    output = _run_pytest(command, repo, timeout, rec)
+    tests = _junit_outcomes(junit)
+    if not tests and rec.data.get("exit_code") is None:
+        # pytest-xdist writes an empty JUnit file when interrupted: the -v lines still say
+        # how every test that ran ended
+        tests = _logged_outcomes(output)
+    counts = dict.fromkeys(("passed", "failed", "error", "skipped", "xfailed"), 0)
+    for test in tests:
+        counts[test["outcome"]] += 1
+    counts["total"] = len(tests)
+    rec.data["counts"] = counts
+    rec.data["tests"] = tests
+    code = rec.data.get("exit_code")
+    if code not in (0, 5) or counts["failed"] or counts["error"]:
+        rec.data["status"] = "failed"
+        rec.data["status_detail"] = (f"{counts['failed']} failed, {counts['error']} errors "
+                                     f"(pytest exit code {code})")
+    rec.save()
+
+
+def _pytest_command(settings: dict, rec: Recorder, junit: Path, timeout: float,
+                    files: list[str]) -> list[str]:
+    import importlib.util
+
+    # --tests: only these (e.g. the failures of the last run), still only GPU-marked ones
+    selected = list(settings.get("test_ids") or ()) or files
     # no cache folder in the checkout; none of the napari/Qt plugins (they import napari at
     # start-up, seconds for nothing: no GPU test opens a viewer, and the device has no napari)
     # -v: every test's name and outcome in log.txt, also when the budget cuts the run short
@@ -786,10 +817,32 @@ def stage_tests(settings: dict, rec: Recorder) -> None:
     if importlib.util.find_spec("pytest_timeout") is not None:
         # one hung test fails on its own and the JUnit file (every outcome) is still written
         command.append(f"--timeout={max(10, int(timeout / 2))}")
+    workers = int(settings.get("test_workers") or 0)
+    if workers > 1 and importlib.util.find_spec("xdist") is not None:
+        command += ["-n", str(workers)]
+        rec.data["workers"] = workers
     command += selected
     rec.data["command"] = " ".join(command[1:])
     rec.save()
-    process = subprocess.Popen(command, cwd=repo)
+    return command
+
+
+def _run_pytest(command: list[str], repo: Path, timeout: float, rec: Recorder) -> list[str]:
+    """Run pytest, its output copied into the log line by line; returns the lines."""
+    import threading
+
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace")
+    lines: list[str] = []
+
+    def copy():
+        for line in process.stdout:
+            lines.append(line)
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
     try:
         rec.data["exit_code"] = process.wait(timeout=max(1.0, timeout - 10.0))
     except subprocess.TimeoutExpired:
@@ -803,30 +856,51 @@ def stage_tests(settings: dict, rec: Recorder) -> None:
             process.wait()
         rec.data["exit_code"] = None
         rec.error("pytest", TimeoutError(f"pytest ran past {timeout - 10.0:.0f} s"))
-    tests, counts = [], {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "xfailed": 0}
-    if junit.is_file():
-        for case in ElementTree.parse(junit).getroot().iter("testcase"):
-            outcome, message = "passed", None
-            for child in case:
-                if child.tag in ("failure", "error", "skipped"):
-                    outcome = {"failure": "failed"}.get(child.tag, child.tag)
-                    message = child.get("message") or (child.text or "")[:500]
-                    if child.tag == "skipped" and child.get("type") == "pytest.xfail":
-                        outcome = "xfailed"
-                    break
-            counts[outcome] += 1
-            tests.append({"name": f"{case.get('classname')}::{case.get('name')}",
-                          "outcome": outcome, "seconds": float(case.get("time") or 0.0),
-                          "message": message})
-    counts["total"] = len(tests)
-    rec.data["counts"] = counts
-    rec.data["tests"] = tests
-    code = rec.data.get("exit_code")
-    if code not in (0, 5) or counts["failed"] or counts["error"]:
-        rec.data["status"] = "failed"
-        rec.data["status_detail"] = (f"{counts['failed']} failed, {counts['error']} errors "
-                                     f"(pytest exit code {code})")
-    rec.save()
+    reader.join(timeout=5.0)
+    return lines
+
+
+def _junit_outcomes(junit: Path) -> list[dict]:
+    import xml.etree.ElementTree as ElementTree
+
+    tests = []
+    if not junit.is_file():
+        return tests
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        outcome, message = "passed", None
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                message = child.get("message") or (child.text or "")[:500]
+                if child.tag == "skipped" and child.get("type") == "pytest.xfail":
+                    outcome = "xfailed"
+                break
+        tests.append({"name": f"{case.get('classname')}::{case.get('name')}",
+                      "outcome": outcome, "seconds": float(case.get("time") or 0.0),
+                      "message": message})
+    return tests
+
+
+#: pytest -v's outcome lines, plain (``tests/x.py::t PASSED [ 5%]``) and under pytest-xdist
+#: (``[gw0] [  5%] PASSED tests/x.py::t``).
+_VERBOSE_LINE = re.compile(r"^(?:(?P<id1>tests/\S+::\S+) (?P<out1>[A-Z]+)|\[gw\d+\] \[ *\d+%\] "
+                           r"(?P<out2>[A-Z]+) (?P<id2>tests/\S+::\S+))")
+_VERBOSE_OUTCOMES = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error",
+                     "SKIPPED": "skipped", "XFAIL": "xfailed", "XPASS": "passed"}
+
+
+def _logged_outcomes(lines: list[str]) -> list[dict]:
+    """Outcomes from pytest -v's lines (no seconds, no messages), the last word per test."""
+    found: dict[str, str] = {}
+    for line in lines:
+        match = _VERBOSE_LINE.match(line.strip())
+        if match:
+            name = match.group("id1") or match.group("id2")
+            word = match.group("out1") or match.group("out2")
+            if word in _VERBOSE_OUTCOMES:
+                found[name] = _VERBOSE_OUTCOMES[word]
+    return [{"name": name, "outcome": outcome, "seconds": 0.0, "message": "from the log"}
+            for name, outcome in found.items()]
 
 
 def _torch_device(settings: dict):
@@ -1441,6 +1515,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tests", nargs="+", default=None, metavar="NODEID",
                         help="pytest node ids or files for the tests stage (default: every "
                         "test file holding GPU tests), e.g. the failures of the last run")
+    parser.add_argument("--test-workers", type=int, default=None, metavar="N",
+                        help="pytest-xdist processes for the tests stage, where installed "
+                        "(default 4 on a 16-core device, none in a dry run)")
     parser.add_argument("--only", nargs="+", choices=STAGES[1:], default=None,
                         help="run only these stages (install always runs)")
     parser.add_argument("--stage-budget", type=_stage_budget, action="append", default=None,
