@@ -70,9 +70,10 @@ DRY_RUN ?=
 DEVICE_DRY := $(filter 1 yes true,$(DRY_RUN))
 DEVICE_PY := $(if $(and $(DEVICE_DRY),$(wildcard $(PY))),$(PY),$(PYTHON))
 # The training chunk continues the shipped U-Net (a new run from its weights, new seed) with 20 %
-# of its pairs made through LAIC (what made the session-23 default) unless a carried device-run/
-# checkpoint is resumed; pairs from device-pack/ (make device-pack).
-DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-gpu-laic.json
+# of its pairs made through LAIC (as the session-23 default was made), each LAIC result used
+# twice (rotated or flipped: 1.8x the pairs per second, benchmarks/bench_pairs.py), unless a
+# carried device-run/ checkpoint is resumed; pairs from device-pack/ (make device-pack).
+DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-gpu-laic-reuse.json
 device-check:
 	$(DEVICE_PY) scripts/device_check.py $(if $(DEVICE_DRY),--dry-run) $(DEVICE_CHECK_ARGS)
 

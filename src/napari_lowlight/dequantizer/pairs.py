@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_int
 from ..dimming import smooth_random_field, vignette
 from ..formation import degrade
 
@@ -65,6 +66,14 @@ class PairSettings:
     #: dequantizer meets them after LAIC in ``enhance``.  LAIC costs about 0.4 s per
     #: 256-px crop (one core), so these pairs are worth making in worker processes.
     laic_probability: float = 0.0
+    #: Each LAIC-made pair fills this many places of its batch, the others as its rotations
+    #: and flips (LAIC is the cost of these pairs: 2 halves it), the LAIC share of the pairs
+    #: staying ``laic_probability``.  1: every pair its own capture.
+    laic_reuse: int = 1
+
+    def __post_init__(self):
+        # 8 = the identity and the seven other rotations/flips of a square crop
+        check_int(self.laic_reuse, "laic_reuse", low=1, high=8)
 
 
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
@@ -122,6 +131,12 @@ def test_set_images() -> dict[str, np.ndarray]:
 
 def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSettings) -> dict:
     """One training pair from ``image`` (gray or colour; float in [0, 1] or unsigned integers)."""
+    return _draw_pair(image, rng, settings)[0]
+
+
+def _draw_pair(image: np.ndarray, rng: np.random.Generator,
+               settings: PairSettings) -> tuple[dict, bool]:
+    """``make_pair``'s pair and whether it went through LAIC."""
     size = settings.crop
     rows, cols = image.shape[:2]
     if min(rows, cols) < size:
@@ -151,9 +166,9 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
                                center=centre)
     capture = degrade(crop, k=k, r=r, sigma=sigma, bits=bits, dimming=dimming, seed=rng,
                       return_noise=True)
-    if settings.laic_probability and rng.random() < settings.laic_probability \
+    if settings.laic_probability and rng.random() < _fresh_laic_probability(settings) \
             and capture.quantization.levels.any():  # an all-black capture has no light for LAIC
-        return _laic_pair(crop, capture, rng)
+        return _laic_pair(crop, capture, rng), True
     quant = capture.quantization
     k_map = np.broadcast_to(quant.k, crop.shape)
     return {
@@ -168,7 +183,7 @@ def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSetting
         "q": np.float32(capture.q),
         "lower": quant.bounds()[0].astype(np.float32),
         "upper": quant.bounds()[1].astype(np.float32),
-    }
+    }, False
 
 
 #: Pixels per LAIC gain region in the LAIC-made pairs, drawn log-uniformly: from LAIC's
@@ -209,11 +224,38 @@ def _laic_pair(crop: np.ndarray, capture, rng: np.random.Generator) -> dict:
     }
 
 
+def _fresh_laic_probability(settings: PairSettings) -> float:
+    """Chance that a newly drawn pair goes through LAIC: with each one filling ``laic_reuse``
+    places, ``p / (reuse (1 - p) + p)`` keeps the LAIC share of all places at ``p``."""
+    p, reuse = settings.laic_probability, max(1, int(settings.laic_reuse))
+    return p / (reuse * (1.0 - p) + p) if reuse > 1 else p
+
+
+def _dihedral(pair: dict, turns: int, flip: bool) -> dict:
+    """``pair`` rotated by ``turns`` quarter turns and mirrored: a pair of the same kind."""
+    def move(value):
+        if np.ndim(value) < 2:
+            return value
+        value = np.rot90(value, turns)
+        return np.ascontiguousarray(value[:, ::-1] if flip else value)
+
+    return {key: move(value) for key, value in pair.items()}
+
+
 def make_batch(images: list[np.ndarray], rng: np.random.Generator, size: int,
                settings: PairSettings) -> dict:
     """``size`` pairs stacked into arrays of shape (size, 1, crop, crop) (scalars: (size,))."""
-    pairs = [make_pair(images[int(rng.integers(0, len(images)))], rng, settings)
-             for _ in range(size)]
+    pairs = []
+    while len(pairs) < size:
+        pair, through_laic = _draw_pair(images[int(rng.integers(0, len(images)))], rng,
+                                        settings)
+        pairs.append(pair)
+        if through_laic and settings.laic_reuse > 1:
+            # the other places: distinct rotations/flips of the same LAIC result
+            for variant in rng.permutation(7)[:settings.laic_reuse - 1] + 1:
+                if len(pairs) == size:
+                    break
+                pairs.append(_dihedral(pair, int(variant) % 4, bool(variant >= 4)))
     batch = {}
     for key in pairs[0]:
         stacked = np.stack([pair[key] for pair in pairs])
