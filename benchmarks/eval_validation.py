@@ -22,6 +22,9 @@ Methods: ``Jt`` (the re-exposed image, or the LAIC output), ``classic``
 (``smooth_project`` with its defaults) and every ``--models`` entry with projection
 (what ``dequantize(..., project=True)`` returns: the raw output projected by
 ``Quantization.project``, computed once from the raw output, which is identical);
+a model registered with a refiner is also reported as ``NAME+refiner``: the same projected
+output finished by its refiner (what ``dequantize(..., refine="auto")``, the default,
+returns for it; ``--no-refiner`` leaves those rows out);
 the raw output (``project=False``) gives the interval consistency only: exact, and within
 the intervals widened by 2 sigma of the capture's noise (``interval_consistency(...,
 noise=0.5)``), each beside the clean reference's own (with sigma = 0.25 step the reference
@@ -56,7 +59,8 @@ from napari_lowlight.dequantizer.pairs import (
     load_images,
     test_set_images,
 )
-from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN, judge_noise
+from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN, _refine_planes, judge_noise
+from napari_lowlight.dequantizer.refiner import Refiner, refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
 
@@ -125,14 +129,18 @@ def capture(setting: str, image: np.ndarray, axis):
     return image, degraded.reexposed, degraded.quantization
 
 
-def load_models(entries) -> dict:
-    """label -> Generator (names as given, paths by their file stem)."""
+def load_models(entries, refiners: bool = True) -> dict:
+    """label -> Generator (names as given, paths by their file stem), and after a model
+    registered with a refiner ``label+refiner`` -> (its label, the Refiner)."""
     models = {}
     for entry in entries:
         label = Path(entry).stem if entry.endswith(".safetensors") else entry
         while label in models:
             label += "'"
         models[label] = load_generator(entry).eval()
+        refiner = refiner_for(entry) if refiners else None
+        if refiner is not None:
+            models[f"{label}+refiner"] = (label, refiner)
     return models
 
 
@@ -166,13 +174,21 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
            "consistency_reference": interval_consistency(reference, quant),
            "consistency2s_reference": interval_consistency(reference, quant,
                                                            noise=2 * setting_sigma(setting))}
+    done = {}
     for label, generator in models.items():
-        raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
-                            project=False, channel_axis=axis)
-        # = nl.dequantize(..., project=True, noise=...), without running the network twice
-        allowance = noise_allowance(setting, noise, raw, quant, axis)
-        projected = quant.project(raw.astype(np.float64), margin=PROJECTION_MARGIN,
-                                  noise=allowance).astype(np.float32)
+        if isinstance(generator, tuple):  # a refiner on its model's projected output
+            base, refiner = generator
+            raw, allowance, projected = done[base]
+            projected = refine(refiner, jt, projected, quant, allowance, axis)
+        else:
+            raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
+                                project=False, channel_axis=axis)
+            # = nl.dequantize(..., project=True, noise=..., refine=False), without running
+            # the network twice
+            allowance = noise_allowance(setting, noise, raw, quant, axis)
+            projected = quant.project(raw.astype(np.float64), margin=PROJECTION_MARGIN,
+                                      noise=allowance).astype(np.float32)
+            done[label] = raw, allowance, projected
         row[f"psnr_{label}"] = psnr(reference, projected)
         row[f"ssim_{label}"] = ssim(reference, projected, channel_axis=axis)
         row[f"consistency_{label}"] = interval_consistency(raw, quant)
@@ -180,6 +196,13 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
                                                             noise=2 * setting_sigma(setting))
         row[f"noise_{label}"] = allowance
     return row
+
+
+def refine(refiner: Refiner, jt, projected, quant, allowance: float, axis) -> np.ndarray:
+    """What ``dequantize`` returns with ``refine``: the refined planes, projected again."""
+    refined = _refine_planes(refiner, np.asarray(jt), projected, quant, noise=allowance,
+                             channel_axis=axis)
+    return quant.project(refined, margin=PROJECTION_MARGIN, noise=allowance).astype(np.float32)
 
 
 def summary_table(rows, settings, labels) -> list[str]:
@@ -250,13 +273,15 @@ def main():
                         help="the models' projection allowance in steps (dequantize(noise=)): "
                         "a number, 'known' for each setting's own sigma, or 'auto' "
                         "(judged from the output, dequantize's default; the default here too)")
+    parser.add_argument("--no-refiner", action="store_true",
+                        help="leave out the NAME+refiner rows")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    models = load_models(args.models)
+    models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)
     found = find_validation_images(args.data)
     if args.limit is not None:

@@ -60,7 +60,11 @@ def test_batch_on_tiff_stack_equals_in_memory_pipeline(tmp_path, client):
                                    atol=1e-5)
     attrs = batch_summary(tmp_path / "out.zarr")["napari_lowlight"]
     assert attrs["steps"] == ["laic", "dequantize"]
-    assert attrs["model_sha256"] == nl.dequantizer.weights.available_models()["default"]["sha256"]
+    default = nl.dequantizer.weights.available_models()["default"]
+    assert attrs["model_sha256"] == default["sha256"]
+    # the refiner is part of the result, so of the run's identity too
+    assert attrs["refiner_sha256"] == default["refiner"]["sha256"]
+    assert attrs["identity"]["refiner_sha256"] == default["refiner"]["sha256"]
     assert digest(source) == before  # the input is never modified
 
 

@@ -33,9 +33,10 @@ def test_enhance_brightens_a_dim_12bit_camera_file(tmp_path, capsys):
     assert quantization.is_consistent(image).mean() == 1.0
     np.testing.assert_array_equal(tifffile.imread(source), counts)  # input untouched
     assert tifffile.imread(tmp_path / "gain.tif").shape == counts.shape
-    # the saved result dequantizes again within the same intervals
+    # the saved result dequantizes again within the same intervals (strictly: by default
+    # the projection allows for the judged noise, and the refiner may use that allowance)
     again = tmp_path / "again.tif"
-    assert main(["dequantize", str(out), str(again)]) == 0
+    assert main(["dequantize", str(out), str(again), "--noise", "0"]) == 0
     image2, quantization2, _ = read_quantized_tiff(again)
     np.testing.assert_array_equal(quantization2.levels, quantization.levels)
     assert quantization2.is_consistent(image2).mean() == 1.0
@@ -63,3 +64,20 @@ def test_dequantize_a_plain_capture_file(tmp_path):
     assert quantization.bits == 12 and quantization.k == 1.0
     np.testing.assert_array_equal(quantization.levels, counts)
     assert np.abs(image - counts / 4095).max() <= 0.5 / 4095 + 1e-6  # stays in its intervals
+
+
+def test_dequantize_no_refine_gives_the_projected_network_output(tmp_path):
+    import napari_lowlight as nl
+    from napari_lowlight.quantization import Quantization
+
+    source = tmp_path / "capture.tif"
+    counts = _camera_frame(source, black=0, peak=4000)
+    plain, refined = tmp_path / "plain.tif", tmp_path / "refined.tif"
+    assert main(["dequantize", str(source), str(plain), "--bits", "12", "--no-refine"]) == 0
+    assert main(["dequantize", str(source), str(refined), "--bits", "12"]) == 0
+    image, _, info = read_quantized_tiff(plain)
+    assert info["refine"] is False and read_quantized_tiff(refined)[2]["refine"] == "auto"
+    quantization = Quantization(counts.astype(np.int64), k=1.0, r=1.0, bits=12)
+    expected = nl.dequantize(counts / 4095, quantization=quantization, refine=False)
+    np.testing.assert_allclose(image, expected, atol=1e-6)
+    assert not np.array_equal(image, read_quantized_tiff(refined)[0])

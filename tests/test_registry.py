@@ -266,7 +266,7 @@ def test_widget_defaults_are_the_core_defaults(make_napari_viewer):
         assert params[name] == parameter_default(laic, name), name
     restore = DequantizeWidget(viewer)
     params = restore.parameters()
-    for name in ("device", "tile", "project", "noise"):
+    for name in ("device", "tile", "project", "noise", "refine"):
         assert params[name] == parameter_default(dequantize, name), name
     assert (params["k"], params["r"], params["bits"]) == tuple(
         parameter_default(degrade, name) for name in ("k", "r", "bits"))

@@ -261,6 +261,15 @@ def _generator(model):
     return load_generator(model)
 
 
+@functools.lru_cache(maxsize=4)
+def _refiner(model):
+    """The refiner ``dequantize(model=NAME)`` would use (the network goes in loaded, so
+    ``refine="auto"`` cannot find it by name), else False."""
+    from .dequantizer.refiner import refiner_for
+
+    return refiner_for(model) or False
+
+
 def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
                  model, device, bits) -> np.ndarray:
     """Run ``steps`` on one plane (the in-memory functions); float32 in [0, 1]."""
@@ -284,7 +293,8 @@ def plane_result(plane: np.ndarray, *, steps, colour: bool, laic_options: dict,
             quantization = implied_quantization(floats, bits=intensity.bits)
             values = floats
         values = dequantize(values, quantization=quantization, model=_generator(model),
-                            device=device, channel_axis=channel_axis)
+                            device=device, channel_axis=channel_axis,
+                            refine=_refiner(model))
     return np.asarray(values, dtype=np.float32)
 
 
@@ -769,12 +779,17 @@ def _run_attributes(inputs, sources, *, steps, bits, depths, laic_options, model
         attrs["model"] = str(model)
         attrs["model_sha256"] = (registry[model]["sha256"] if model in registry
                                  else sha256_of(model))
+        # the refiner changes the result as much as the weights do: a resume must match it
+        refiner = registry.get(model, {}).get("refiner") if model in registry else None
+        attrs["refiner_sha256"] = refiner.get("sha256") if isinstance(refiner, dict) else None
         _generator(model)  # a missing or altered weights file fails here, not on a worker
+        _refiner(model)
     # through JSON: compared with what a previous run stored (tuples read back as lists)
     attrs["identity"] = json.loads(json.dumps({
         "steps": list(steps), "bits": bits, "bits_by_input": depths,
         "laic_options": laic_options, "device": str(device) if "dequantize" in steps else None,
         "model": attrs.get("model"), "model_sha256": attrs.get("model_sha256"),
+        "refiner_sha256": attrs.get("refiner_sha256"),
         "package_version": attrs["package_version"], "inputs": _input_identity(sources)}))
     return attrs
 

@@ -102,7 +102,8 @@ def _add_camera_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --device and --noise: the dequantizer's options (``dequantizer.dequantize``)."""
+    """--model, --device, --noise and --no-refine: the dequantizer's options
+    (``dequantizer.dequantize``)."""
     from .dequantizer import dequantize
 
     parser.add_argument("--model", default=_default(dequantize, "model"),
@@ -116,6 +117,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         "lets each pixel lie that far outside its quantization interval; "
                         "0: every pixel consistent with its level; auto (default): judged "
                         "from the network's output")
+    parser.add_argument("--no-refine", dest="refine", action="store_const", const=False,
+                        default="auto",
+                        help="skip the model's refiner (its learned blend of the projected "
+                        "output with light smoothings of it and the input; the default "
+                        "model ships one)")
 
 
 def _check_outputs(inputs: list[Path], outputs: list, overwrite: bool) -> None:
@@ -361,11 +367,12 @@ def _run_enhance(args) -> int:
     compensated = laic(loaded.image, channel_axis=channel_axis, **options)
     restored = dequantize(compensated.enhanced, quantization=compensated.quantization,
                           model=args.model, device=args.device, channel_axis=channel_axis,
-                          noise=args.noise)
+                          noise=args.noise, refine=args.refine)
     metadata = {"napari_lowlight": "enhance", "source": str(args.input),
                 "preset": args.preset, **{k: v for k, v in options.items()},
                 "intensity": compensated.intensity.as_dict(), "model": args.model or "default",
-                "noise": args.noise, "rank_preserved": compensated.rank_preserved,
+                "noise": args.noise, "refine": args.refine,
+                "rank_preserved": compensated.rank_preserved,
                 "step": "enhance"}
     _write_restored(args.output, restored, compensated.quantization, metadata, loaded.alpha)
     print(f"wrote restored image {args.output} ({compensated.intensity.bits}-bit"
@@ -432,10 +439,11 @@ def _run_dequantize(args) -> int:
         quantization = Quantization(levels, k=1.0, r=1.0, bits=intensity.bits)
         source = f"its own {intensity.bits}-bit levels"
     restored = dequantize(image, quantization=quantization, model=args.model,
-                          device=args.device, channel_axis=channel_axis, noise=args.noise)
+                          device=args.device, channel_axis=channel_axis, noise=args.noise,
+                          refine=args.refine)
     metadata = {"napari_lowlight": "dequantize", "step": "dequantize",
                 "source": str(args.input), "model": args.model or "default",
-                "noise": args.noise,
+                "noise": args.noise, "refine": args.refine,
                 "quantization_from": source}
     _write_restored(args.output, restored, quantization, metadata, alpha_plane)
     print(f"wrote restored image {args.output} (within {source})")

@@ -23,7 +23,7 @@ __all__ = ["dequantize", "smooth_project"]
 
 
 def dequantize(image, *, quantization=None, model=None, device="auto", tile=None,
-               project=True, channel_axis=None, progress=None, noise="auto"):
+               project=True, channel_axis=None, progress=None, noise="auto", refine="auto"):
     """Estimate the detail lost to quantization in a re-exposed (or LAIC-enhanced) image.
 
     Parameters
@@ -62,6 +62,13 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
         capture known to be clean).
     channel_axis : int or None
         Colour axis; each channel is restored on its own.
+    refine : "auto", bool or Refiner
+        Finish the projected result with the model's refiner (:mod:`.refiner`): a small
+        learned per-pixel convex blend of that result, light Gaussian smoothings of it
+        (each projected again) and ``Jt``, so it stays inside the same intervals.  "auto"
+        (default): when the named model ships one (the ``default`` does) and ``project``
+        is on; True: required (an error for a model without one); False: the projected
+        network output as is.  Measured on the validation set in docs/results.md.
     progress : callable, optional
         ``progress(done, total)`` after each plane.
 
@@ -76,4 +83,4 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
 
     return apply_dequantizer(image, quantization=quantization, model=model, device=device,
                              tile=tile, project=project, channel_axis=channel_axis,
-                             progress=progress, noise=noise)
+                             progress=progress, noise=noise, refine=refine)

@@ -4,7 +4,9 @@ The image is cut into planes (channels and leading axes) of shape (rows, cols),
 each plane into tiles with a halo of at least the network's receptive field, so
 tiled and whole-image inference agree; the residual is added, the result clipped
 to [0, 1] and, when the quantization is known, projected into each pixel's
-interval so it stays faithful to the capture.
+interval so it stays faithful to the capture; a model shipped with a refiner
+(:mod:`.refiner`) then gets its learned per-pixel blend of that result, ``Jt`` and light
+smoothings of the result, all inside the same intervals.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .._validation import as_float_image, check_channel_axis, check_int, check_r
 from ..intensity import to_intensity
 from ..quantization import Quantization
 from .networks import Generator
+from .refiner import Refiner, refine_plane, refiner_for
 from .weights import load_generator
 
 __all__ = ["AUTO_NOISE_FLOOR", "DEFAULT_MODEL", "NOISE_WINDOW", "apply_dequantizer",
@@ -174,7 +177,7 @@ def _run_plane_within_memory(generator, plane, step, device, tile):
 def apply_dequantizer(image, *, quantization: Quantization | None = None, model=None,
                       device="auto", tile: int | None = None, project: bool = True,
                       channel_axis: int | None = None, progress=None,
-                      noise: float | str = "auto") -> np.ndarray:
+                      noise: float | str = "auto", refine="auto") -> np.ndarray:
     """The work of :func:`napari_lowlight.dequantizer.dequantize` (same parameters and
     result), with PyTorch loaded: checks, the network plane by plane (or block by block
     for dask input), the projection."""
@@ -190,6 +193,7 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
     values = None if lazy else _values(array, quantization)
     tile = check_int(tile, "tile", low=8, allow_none=True)
     noise = _check_noise(noise)
+    refiner = _refiner(refine, model, project)
     generator = _generator_for(model, quantization)
     device = resolve_device(device)
     generator = _on_device(generator, device)
@@ -201,7 +205,7 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
                                        device=device, tile=tile, channel_axis=channel_axis)
         return _dequantize_lazy(array, quantization, generator=generator, device=device,
                                 tile=tile, project=project, channel_axis=channel_axis,
-                                noise=noise)
+                                noise=noise, refiner=refiner)
     restored = _restore_planes(values, quantization, generator,
                                device=device, tile=tile, channel_axis=channel_axis,
                                progress=progress)
@@ -213,7 +217,62 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
         # near 1 times the margin's 1/1000)
         restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
                                         noise=noise)
+        if refiner is not None:
+            refined = _refine_planes(refiner, values, restored, quantization, noise=noise,
+                                     channel_axis=channel_axis)
+            # the blend is convex, so inside the intervals up to float32 rounding: the
+            # projection again puts any value rounding moved onto an edge back inside
+            restored = quantization.project(refined, margin=PROJECTION_MARGIN, noise=noise)
     return restored.astype(np.float32)
+
+
+def _refiner(refine, model, project: bool) -> Refiner | None:
+    """The refiner ``refine`` asks for: "auto" the named model's when it ships one (none
+    without the projection), True the same but required, False none, or a Refiner."""
+    if isinstance(refine, Refiner):
+        refiner = refine
+    elif refine is False or refine is None:
+        return None
+    elif refine is True or refine == "auto":
+        if refine == "auto" and not project:
+            return None
+        name = DEFAULT_MODEL if model is None else model
+        refiner = refiner_for(name)
+        if refine is True and refiner is None:
+            raise ValueError(f"refine=True: the model {name!r} has no refiner (only a "
+                             "registered model name can have one)")
+        if refiner is None:
+            return None
+    else:
+        raise ValueError(f'refine must be "auto", True, False or a Refiner, got {refine!r}')
+    if not project:
+        raise ValueError("refine needs the projection (project=True): the refiner blends "
+                         "candidates inside the intervals")
+    return refiner
+
+
+def _refine_planes(refiner: Refiner, values, restored, quantization: Quantization, *,
+                   noise: float, channel_axis) -> np.ndarray:
+    """The refiner on every (rows, cols) plane, its candidates projected as ``restored``
+    was (the intervals widened by ``noise`` steps, margin :data:`PROJECTION_MARGIN`)."""
+    lower, upper = quantization.bounds(noise=noise)
+    step = quantization.interval_width
+
+    def planes(array):
+        moved = array if channel_axis is None else np.moveaxis(array, channel_axis, 0)
+        return moved.reshape((-1,) + moved.shape[-2:])
+
+    shape = restored.shape if channel_axis is None else np.moveaxis(
+        restored, channel_axis, 0).shape
+    out = np.empty((int(np.prod(shape[:-2], dtype=np.int64)),) + shape[-2:], np.float32)
+    for index, (value, network, lo, hi, width) in enumerate(zip(
+            planes(values), planes(restored), planes(lower), planes(upper), planes(step))):
+        span = hi - lo
+        low, high = lo + PROJECTION_MARGIN * span, hi - PROJECTION_MARGIN * span
+        out[index] = refine_plane(refiner, value, network, width,
+                                  lambda image, low=low, high=high: np.clip(image, low, high))
+    out = out.reshape(shape)
+    return out if channel_axis is None else np.moveaxis(out, 0, channel_axis)
 
 
 def _values(array, quantization: Quantization | None) -> np.ndarray:
@@ -367,7 +426,7 @@ def _overlap_layout(image, generator, axes):
 
 
 def _dequantize_lazy(image, quantization, *, generator, device, tile, project, channel_axis,
-                     noise=0.0):
+                     noise=0.0, refiner=None):
     """``dequantize`` on dask arrays: ``map_overlap`` with a halo of the receptive field."""
     import dask.array as da
 
@@ -386,14 +445,15 @@ def _dequantize_lazy(image, quantization, *, generator, device, tile, project, c
     return da.map_overlap(
         _dequantize_block, *arrays, depth=depth, boundary="none", dtype=np.float32,
         k=k, r=r, bits=bits, generator=generator, device=device, tile=tile,
-        project=project, channel_axis=channel_axis, noise=noise)
+        project=project, channel_axis=channel_axis, noise=noise, refiner=refiner)
 
 
 def _dequantize_block(block, levels=None, k_block=None, *, k, r, bits, generator, device,
-                      tile, project, channel_axis, noise=0.0):
+                      tile, project, channel_axis, noise=0.0, refiner=None):
     quantization = None
     if levels is not None:
         quantization = Quantization(levels, k=k if k_block is None else k_block, r=r, bits=bits)
     return apply_dequantizer(block, quantization=quantization, model=generator,
                              device=device, tile=tile, project=project,
-                             channel_axis=channel_axis, noise=noise)
+                             channel_axis=channel_axis, noise=noise,
+                             refine=False if refiner is None else refiner)

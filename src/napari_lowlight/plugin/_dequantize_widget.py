@@ -69,6 +69,11 @@ class DequantizeWidget(StepWidget):
                                 value=parameter_default(dequantize, "project"),
                                 tooltip="Clip the network's output into each pixel's "
                                 "interval, so that it re-quantizes to the observed levels")
+        self.refine = CheckBox(text="refine (the model's learned finish)", value=True,
+                               tooltip="Blend the projected output per pixel with light "
+                               "smoothings of it and the input, as the model's refiner "
+                               "learned (the default model ships one; stays inside the "
+                               "intervals; needs the option above)")
         self.judge_noise, self.noise = noise_fields()
         # without metadata the capture is taken to be degrade()'s default (the paper's
         # global low light) until the user says otherwise
@@ -86,7 +91,7 @@ class DequantizeWidget(StepWidget):
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
-                                  self.judge_noise, self.noise, self.inverse_k, self.r, self.bits])
+                                  self.refine, self.judge_noise, self.noise, self.inverse_k, self.r, self.bits])
         self.image.changed.connect(self._show_needed_fields)
         self._show_needed_fields()
 
@@ -106,6 +111,7 @@ class DequantizeWidget(StepWidget):
                 raise ValueError("no CUDA device here: choose auto or cpu")
         return {"model": self.model.value, "device": device,
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
+                "refine": "auto" if self.refine.value else False,
                 "noise": noise_option(self.judge_noise, self.noise),
                 "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
                 "bits": int(self.bits.value)}
@@ -122,7 +128,8 @@ class DequantizeWidget(StepWidget):
         restored = dequantizer.dequantize(data, quantization=quantization, model=params["model"],
                                           device=params["device"], tile=params["tile"],
                                           project=params["project"], channel_axis=channel_axis,
-                                          progress=report, noise=params["noise"])
+                                          progress=report, noise=params["noise"],
+                                          refine=params["refine"])
         return restored, quantization
 
     def add_layers(self, source, result, params: dict) -> str:

@@ -1,0 +1,288 @@
+"""The refiner: a small learned per-pixel blend that finishes the network's projected output.
+
+The dequantizer network, trained with a per-pixel L1 loss, leaves a little of the capture's
+noise and dither in smooth regions, where a light low-pass filter of its output is closer to
+the truth; in dense line art it smooths where the plain re-exposure ``Jt`` is closer.  The
+refiner chooses per pixel: a three-layer CNN looks at the candidates' differences (in
+quantization steps) and outputs convex weights (a softmax) over
+
+- ``Jt`` itself (the input, inside its exact interval),
+- the network's projected output,
+- that output smoothed by Gaussians of :data:`SMOOTHING_SIGMAS` pixels, each projected again.
+
+Every candidate lies inside the (noise-widened) quantization intervals, and so does any convex
+combination of them: the refined result is exactly as consistent as the projected network
+output.  Pure PyTorch / NumPy / SciPy, no napari.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from torch import nn
+
+__all__ = ["SMOOTHING_SIGMAS", "Refiner", "load_refiner", "refine_plane", "refiner_candidates",
+           "refiner_for", "save_refiner"]
+
+#: Gaussian standard deviations (pixels) of the smoothed candidates.
+SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
+
+
+def refiner_candidates(values: np.ndarray, network: np.ndarray,
+                       project: Callable[[np.ndarray], np.ndarray],
+                       sigmas=SMOOTHING_SIGMAS) -> np.ndarray:
+    """The refiner's candidates for one (rows, cols) plane, stacked (K, rows, cols) float32.
+
+    Parameters
+    ----------
+    values : ndarray (rows, cols)
+        The network's input ``Jt`` (re-exposed or LAIC output), in [0, 1].
+    network : ndarray (rows, cols)
+        The network's output already projected into the intervals.
+    project : callable
+        Clips a (rows, cols) array into the same intervals (the projection ``network`` went
+        through).
+    sigmas : sequence of float
+        Gaussian standard deviations, pixels.
+
+    Returns
+    -------
+    ndarray of float32, shape (2 + len(sigmas), rows, cols): ``Jt``, the network, then the
+    projected smoothed networks.
+    """
+    network64 = np.asarray(network, dtype=np.float64)
+    stack = [np.asarray(values, dtype=np.float32), network64.astype(np.float32)]
+    for sigma in sigmas:
+        stack.append(np.asarray(project(gaussian_filter(network64, sigma, mode="nearest")),
+                                dtype=np.float32))
+    return np.stack(stack)
+
+
+class Refiner(nn.Module):
+    """Per-pixel convex weights over the candidates of :func:`refiner_candidates`.
+
+    Parameters
+    ----------
+    width : int
+        Features of the hidden layers.
+    sigmas : sequence of float
+        The smoothed candidates' Gaussians (stored with the weights).
+    """
+
+    def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS):
+        super().__init__()
+        self.sigmas = tuple(float(s) for s in sigmas)
+        self.width = int(width)
+        candidates = 2 + len(self.sigmas)
+        # inputs: every other candidate minus the network, in steps, and log2 of the step
+        self.body = nn.Sequential(
+            nn.Conv2d(candidates, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
+            nn.Conv2d(width, candidates, 1))
+        with torch.no_grad():
+            # start as the plain network output (weight ~0.9 on it)
+            bias = torch.full((candidates,), -2.0)
+            bias[1] = 2.0
+            self.body[-1].bias.copy_(bias)
+
+    #: pixels each side that a result pixel depends on (the CNN's reach)
+    reach = 1 + 2 + 4
+
+    def halo(self) -> int:
+        """Pixels each side a tile needs for the whole plane's result: the CNN's reach
+        plus the largest Gaussian's (scipy truncates at 4 sigma)."""
+        return self.reach + int(4.0 * max(self.sigmas, default=0.0) + 0.5) + 1
+
+    def forward(self, candidates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Refined image (N, 1, H, W) from ``candidates`` (N, K, H, W) and ``step``
+        (N, 1, H, W), the exact interval widths."""
+        step = step.clamp(min=1e-6)
+        network = candidates[:, 1:2]
+        others = torch.cat([candidates[:, :1], candidates[:, 2:]], dim=1)
+        features = torch.cat([((others - network) / step).clamp(-4.0, 4.0),
+                              (torch.log2(step) + 8.0) / 8.0], dim=1)
+        weights = torch.softmax(self.body(features), dim=1)
+        return (weights * candidates).sum(dim=1, keepdim=True)
+
+
+def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step: np.ndarray,
+                 project: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The refined (rows, cols) plane, float32 (CPU; the refiner is tiny)."""
+    candidates = refiner_candidates(values, network, project, refiner.sigmas)
+    with torch.no_grad():
+        refined = refiner(torch.from_numpy(candidates)[None],
+                          torch.from_numpy(np.asarray(step, dtype=np.float32))[None, None])
+    # float32 sums of values at 1 can land a rounding step above it
+    return np.clip(refined.numpy()[0, 0], 0.0, 1.0)
+
+
+#: Largest refiner a weights file may declare (checked before it is built).
+REFINER_LIMITS = {"width": 128, "sigmas": 8, "sigma": 32.0}
+
+
+def save_refiner(refiner: Refiner, path, *, extra: dict | None = None) -> str:
+    """Write ``refiner`` to ``path`` (safetensors, its configuration in the metadata) and
+    return the file's sha256."""
+    from safetensors.torch import save_file
+
+    from .weights import sha256_of
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.detach().cpu().contiguous()
+               for name, tensor in refiner.state_dict().items()}
+    metadata = {"refiner": json.dumps({"width": refiner.width, "sigmas": list(refiner.sigmas)}),
+                "format": "napari-lowlight-refiner/1"}
+    if extra:
+        metadata["extra"] = json.dumps(extra)
+    save_file(tensors, str(path), metadata=metadata)
+    return sha256_of(path)
+
+
+def load_refiner(path, *, sha256: str | None = None) -> Refiner:
+    """Load a refiner from a ``.safetensors`` file (never unpickled), checked against
+    ``sha256`` when given; refused with :class:`~.weights.WeightsError` when missing,
+    altered, not a refiner, beyond :data:`REFINER_LIMITS`, non-finite or ill-fitting."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .weights import WeightsError, sha256_of
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"refiner file {path} is missing")
+    if sha256 is not None and sha256_of(path) != sha256:
+        raise WeightsError(f"refiner file {path} does not match its recorded sha256: it was "
+                           "altered or truncated; reinstall the package")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        config = json.loads(metadata["refiner"])
+        width, sigmas = int(config["width"]), tuple(float(x) for x in config["sigmas"])
+    except Exception as exc:  # noqa: BLE001 - bad header, no or bad configuration
+        raise WeightsError(f"{path} is not a refiner file: {exc}") from None
+    if not (1 <= width <= REFINER_LIMITS["width"] and len(sigmas) <= REFINER_LIMITS["sigmas"]
+            and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas)):
+        raise WeightsError(f"{path} declares a refiner beyond the limits {REFINER_LIMITS}: "
+                           f"width {width}, sigmas {sigmas}")
+    tensors = load_file(str(path))
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all())
+           for t in tensors.values()):
+        raise WeightsError(f"{path} holds non-finite weights")
+    refiner = Refiner(width=width, sigmas=sigmas)
+    try:
+        refiner.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not fit a refiner of width {width}: {exc}") from exc
+    return refiner.eval()
+
+
+def refiner_for(model) -> Refiner | None:
+    """The refiner registered with the model named ``model`` (``models.json`` entry
+    ``"refiner": {"file", "sha256"}``), or None: unnamed models (a path, a network) and
+    models registered without one have none."""
+    if not isinstance(model, str) or model.endswith(".safetensors"):
+        return None
+    from .weights import available_models
+
+    entry = available_models().get(model)
+    if not entry or not isinstance(entry.get("refiner"), dict):
+        return None
+    return load_refiner(Path(entry["folder"]) / entry["refiner"]["file"],
+                        sha256=entry["refiner"]["sha256"])
+
+
+def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed: int = 123,
+                          noise: float = 0.25, batch: int = 8, progress=None):
+    """Candidates, steps and targets of ``pairs`` synthetic pairs for :func:`train_refiner`.
+
+    Pairs are drawn as the network's training draws them (:func:`~.pairs.make_batch` with
+    ``settings``, LAIC-made ones included); the network's output is projected into the
+    intervals widened by ``noise`` steps (``AUTO_NOISE_FLOOR``, what ``dequantize``'s
+    judged allowance mostly is; linearly in the re-exposed domain, the pair carrying only its
+    exact bounds), as are its smoothings.
+
+    Returns
+    -------
+    candidates (P, K, S, S), steps (P, 1, S, S), targets (P, 1, S, S), float32
+    """
+    from .pairs import make_batch
+
+    rng = np.random.default_rng(seed)
+    candidates, steps, targets = [], [], []
+    generator = generator.eval()
+    sigmas = SMOOTHING_SIGMAS
+    while len(candidates) < pairs:
+        drawn = make_batch(images, rng, batch, settings)
+        with torch.no_grad():
+            inputs = [torch.from_numpy(drawn["input"])]
+            if getattr(generator, "conditioned", False):
+                inputs.append(torch.from_numpy(drawn["step"]))
+            residual = generator(*inputs).numpy()
+        for index in range(residual.shape[0]):
+            if len(candidates) == pairs:
+                break
+            lower = drawn["lower"][index, 0].astype(np.float64)
+            upper = drawn["upper"][index, 0].astype(np.float64)
+            width = upper - lower
+            low, high = np.maximum(lower - noise * width, 0.0), upper + noise * width
+            span = high - low
+
+            def project(image, low=low, high=high, span=span):
+                return np.clip(image, low + 0.001 * span, high - 0.001 * span)
+
+            values = drawn["input"][index, 0]
+            network = project(np.clip(values + residual[index, 0], 0.0, 1.0))
+            candidates.append(refiner_candidates(values, network, project, sigmas))
+            steps.append(drawn["step"][index])
+            targets.append(drawn["target"][index])
+        if progress is not None:
+            progress(len(candidates), pairs)
+    return np.stack(candidates), np.stack(steps), np.stack(targets)
+
+
+def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: int = 16,
+                  crop: int = 96, learning_rate: float = 2e-3, width: int = 16, seed: int = 0,
+                  progress=None) -> Refiner:
+    """Fit a :class:`Refiner` on :func:`refiner_training_data`'s arrays.
+
+    The loss is each pair's log mean squared error relative to the network's own (the
+    mean dB gained per pair), so a 16-bit pair weighs as much as an 8-bit one.
+
+    Parameters
+    ----------
+    iterations : int
+        Adam steps of ``batch`` random ``crop``-px windows.
+    progress : callable, optional
+        ``progress(iteration, running_gain_db)`` every 250 iterations.
+    """
+    torch.manual_seed(seed)
+    candidates, steps, targets = (torch.from_numpy(np.ascontiguousarray(a))
+                                  for a in (candidates, steps, targets))
+    side = candidates.shape[-1]
+    refiner = Refiner(width=width)
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=learning_rate)
+    draws = torch.Generator().manual_seed(seed)
+    running = 0.0
+    for iteration in range(iterations):
+        chosen = torch.randint(0, candidates.shape[0], (batch,), generator=draws)
+        y, x = torch.randint(0, side - crop + 1, (2,), generator=draws).tolist()
+        window = (chosen, slice(None), slice(y, y + crop), slice(x, x + crop))
+        target = targets[window]
+        refined = refiner(candidates[window], steps[window])
+        error = ((refined - target) ** 2).mean(dim=(1, 2, 3)) + 1e-14
+        network_error = ((candidates[window][:, 1:2] - target) ** 2).mean(dim=(1, 2, 3)) + 1e-14
+        loss = (torch.log(error) - torch.log(network_error)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        running = 0.98 * running + 0.02 * loss.item()
+        if progress is not None and iteration % 250 == 0:
+            progress(iteration, -10.0 * running / np.log(10.0))
+    return refiner.eval()
