@@ -45,6 +45,10 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, default=800)
     parser.add_argument("--iterations", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=16, help="the CNN's features")
+    parser.add_argument("--input-sigmas", type=float, nargs="*", default=[],
+                        help="Gaussians (px) of Jt as extra candidates (1.5: the classic "
+                        "dequantizer's filter); default none")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -68,11 +72,13 @@ def main(argv=None) -> int:
     started = time.time()
     candidates, steps, targets = refiner_training_data(
         generator, images, settings, pairs=args.pairs, seed=123 + args.seed,
+        input_sigmas=tuple(args.input_sigmas),
         progress=lambda done, total: print(f"pairs {done}/{total} "
                                            f"{time.time() - started:.0f} s", flush=True))
     made = time.time() - started
     refiner = train_refiner(
         candidates, steps, targets, iterations=args.iterations, seed=args.seed,
+        width=args.width, input_sigmas=tuple(args.input_sigmas),
         progress=lambda it, gain: print(f"iteration {it}: running gain {gain:+.3f} dB",
                                         flush=True))
     trained = time.time() - started - made
@@ -80,7 +86,7 @@ def main(argv=None) -> int:
     card = {"pairs": args.pairs, "iterations": args.iterations, "seed": args.seed,
             "pack": os.path.basename(args.pack), "training_crops": len(images),
             "seconds": round(made + trained, 1), "sigmas": list(refiner.sigmas),
-            "width": refiner.width}
+            "input_sigmas": list(refiner.input_sigmas), "width": refiner.width}
     sha = save_refiner(refiner, folder / file, extra=card)
     entry["refiner"] = {"file": file, "sha256": sha, **card}
     temporary = folder / f".models.json.{os.getpid()}.tmp"

@@ -136,6 +136,12 @@ def test_refiner_files_are_checked(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[name], tensor)
     with pytest.raises(WeightsError, match="sha256"):
         load_refiner(path, sha256="0" * 64)
+    # smoothings of Jt as extra candidates travel with the file
+    classic_too = Refiner(width=4, input_sigmas=(1.5,))
+    save_refiner(classic_too, tmp_path / "c.safetensors")
+    again = load_refiner(tmp_path / "c.safetensors")
+    assert again.input_sigmas == (1.5,) and again.sigmas == SMOOTHING_SIGMAS
+    assert again.body[0].in_channels == 2 + len(SMOOTHING_SIGMAS) + 1
     with pytest.raises(WeightsError, match="missing"):
         load_refiner(tmp_path / "none.safetensors")
     broken = Refiner(width=4)

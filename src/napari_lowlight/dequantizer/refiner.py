@@ -35,7 +35,7 @@ SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
 
 def refiner_candidates(values: np.ndarray, network: np.ndarray,
                        project: Callable[[np.ndarray], np.ndarray],
-                       sigmas=SMOOTHING_SIGMAS) -> np.ndarray:
+                       sigmas=SMOOTHING_SIGMAS, input_sigmas=()) -> np.ndarray:
     """The refiner's candidates for one (rows, cols) plane, stacked (K, rows, cols) float32.
 
     Parameters
@@ -48,17 +48,24 @@ def refiner_candidates(values: np.ndarray, network: np.ndarray,
         Clips a (rows, cols) array into the same intervals (the projection ``network`` went
         through).
     sigmas : sequence of float
-        Gaussian standard deviations, pixels.
+        Gaussian standard deviations of the network's smoothings, pixels.
+    input_sigmas : sequence of float
+        Gaussian standard deviations of ``Jt``'s smoothings (1.5: the classic dequantizer's
+        filter), pixels.
 
     Returns
     -------
-    ndarray of float32, shape (2 + len(sigmas), rows, cols): ``Jt``, the network, then the
-    projected smoothed networks.
+    ndarray of float32, shape (2 + len(sigmas) + len(input_sigmas), rows, cols): ``Jt``, the
+    network, the projected smoothed networks, then the projected smoothed inputs.
     """
     network64 = np.asarray(network, dtype=np.float64)
     stack = [np.asarray(values, dtype=np.float32), network64.astype(np.float32)]
     for sigma in sigmas:
         stack.append(np.asarray(project(gaussian_filter(network64, sigma, mode="nearest")),
+                                dtype=np.float32))
+    values64 = np.asarray(values, dtype=np.float64)
+    for sigma in input_sigmas:
+        stack.append(np.asarray(project(gaussian_filter(values64, sigma, mode="nearest")),
                                 dtype=np.float32))
     return np.stack(stack)
 
@@ -71,14 +78,17 @@ class Refiner(nn.Module):
     width : int
         Features of the hidden layers.
     sigmas : sequence of float
-        The smoothed candidates' Gaussians (stored with the weights).
+        The smoothed networks' Gaussians (stored with the weights).
+    input_sigmas : sequence of float
+        The smoothed inputs' Gaussians (stored with the weights).
     """
 
-    def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS):
+    def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS, input_sigmas=()):
         super().__init__()
         self.sigmas = tuple(float(s) for s in sigmas)
+        self.input_sigmas = tuple(float(s) for s in input_sigmas)
         self.width = int(width)
-        candidates = 2 + len(self.sigmas)
+        candidates = 2 + len(self.sigmas) + len(self.input_sigmas)
         # inputs: every other candidate minus the network, in steps, and log2 of the step
         self.body = nn.Sequential(
             nn.Conv2d(candidates, width, 3, padding=1), nn.ReLU(),
@@ -97,7 +107,8 @@ class Refiner(nn.Module):
     def halo(self) -> int:
         """Pixels each side a tile needs for the whole plane's result: the CNN's reach
         plus the largest Gaussian's (scipy truncates at 4 sigma)."""
-        return self.reach + int(4.0 * max(self.sigmas, default=0.0) + 0.5) + 1
+        widest = max(self.sigmas + self.input_sigmas, default=0.0)
+        return self.reach + int(4.0 * widest + 0.5) + 1
 
     def forward(self, candidates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Refined image (N, 1, H, W) from ``candidates`` (N, K, H, W) and ``step``
@@ -114,7 +125,8 @@ class Refiner(nn.Module):
 def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step: np.ndarray,
                  project: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The refined (rows, cols) plane, float32 (CPU; the refiner is tiny)."""
-    candidates = refiner_candidates(values, network, project, refiner.sigmas)
+    candidates = refiner_candidates(values, network, project, refiner.sigmas,
+                                    refiner.input_sigmas)
     with torch.no_grad():
         refined = refiner(torch.from_numpy(candidates)[None],
                           torch.from_numpy(np.asarray(step, dtype=np.float32))[None, None])
@@ -137,7 +149,8 @@ def save_refiner(refiner: Refiner, path, *, extra: dict | None = None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous()
                for name, tensor in refiner.state_dict().items()}
-    metadata = {"refiner": json.dumps({"width": refiner.width, "sigmas": list(refiner.sigmas)}),
+    metadata = {"refiner": json.dumps({"width": refiner.width, "sigmas": list(refiner.sigmas),
+                                       "input_sigmas": list(refiner.input_sigmas)}),
                 "format": "napari-lowlight-refiner/1"}
     if extra:
         metadata["extra"] = json.dumps(extra)
@@ -165,17 +178,19 @@ def load_refiner(path, *, sha256: str | None = None) -> Refiner:
             metadata = handle.metadata() or {}
         config = json.loads(metadata["refiner"])
         width, sigmas = int(config["width"]), tuple(float(x) for x in config["sigmas"])
+        input_sigmas = tuple(float(x) for x in config.get("input_sigmas", ()))
     except Exception as exc:  # noqa: BLE001 - bad header, no or bad configuration
         raise WeightsError(f"{path} is not a refiner file: {exc}") from None
-    if not (1 <= width <= REFINER_LIMITS["width"] and len(sigmas) <= REFINER_LIMITS["sigmas"]
-            and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas)):
+    if not (1 <= width <= REFINER_LIMITS["width"]
+            and len(sigmas) + len(input_sigmas) <= REFINER_LIMITS["sigmas"]
+            and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas + input_sigmas)):
         raise WeightsError(f"{path} declares a refiner beyond the limits {REFINER_LIMITS}: "
-                           f"width {width}, sigmas {sigmas}")
+                           f"width {width}, sigmas {sigmas}, input sigmas {input_sigmas}")
     tensors = load_file(str(path))
     if any(t.is_floating_point() and not bool(torch.isfinite(t).all())
            for t in tensors.values()):
         raise WeightsError(f"{path} holds non-finite weights")
-    refiner = Refiner(width=width, sigmas=sigmas)
+    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas)
     try:
         refiner.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -199,7 +214,8 @@ def refiner_for(model) -> Refiner | None:
 
 
 def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed: int = 123,
-                          noise: float = 0.25, batch: int = 8, progress=None):
+                          noise: float = 0.25, batch: int = 8, sigmas=SMOOTHING_SIGMAS,
+                          input_sigmas=(), progress=None):
     """Candidates, steps and targets of ``pairs`` synthetic pairs for :func:`train_refiner`.
 
     Pairs are drawn as the network's training draws them (:func:`~.pairs.make_batch` with
@@ -217,7 +233,6 @@ def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed
     rng = np.random.default_rng(seed)
     candidates, steps, targets = [], [], []
     generator = generator.eval()
-    sigmas = SMOOTHING_SIGMAS
     while len(candidates) < pairs:
         drawn = make_batch(images, rng, batch, settings)
         with torch.no_grad():
@@ -239,7 +254,8 @@ def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed
 
             values = drawn["input"][index, 0]
             network = project(np.clip(values + residual[index, 0], 0.0, 1.0))
-            candidates.append(refiner_candidates(values, network, project, sigmas))
+            candidates.append(refiner_candidates(values, network, project, sigmas,
+                                                 input_sigmas))
             steps.append(drawn["step"][index])
             targets.append(drawn["target"][index])
         if progress is not None:
@@ -249,7 +265,7 @@ def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed
 
 def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: int = 16,
                   crop: int = 96, learning_rate: float = 2e-3, width: int = 16, seed: int = 0,
-                  progress=None) -> Refiner:
+                  sigmas=SMOOTHING_SIGMAS, input_sigmas=(), progress=None) -> Refiner:
     """Fit a :class:`Refiner` on :func:`refiner_training_data`'s arrays.
 
     The loss is each pair's log mean squared error relative to the network's own (the
@@ -266,7 +282,10 @@ def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: 
     candidates, steps, targets = (torch.from_numpy(np.ascontiguousarray(a))
                                   for a in (candidates, steps, targets))
     side = candidates.shape[-1]
-    refiner = Refiner(width=width)
+    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas)
+    if candidates.shape[1] != 2 + len(refiner.sigmas) + len(refiner.input_sigmas):
+        raise ValueError(f"{candidates.shape[1]} candidates do not fit sigmas {sigmas} and "
+                         f"input_sigmas {input_sigmas}")
     optimizer = torch.optim.Adam(refiner.parameters(), lr=learning_rate)
     draws = torch.Generator().manual_seed(seed)
     running = 0.0
