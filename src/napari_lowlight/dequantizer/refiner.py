@@ -165,14 +165,10 @@ def load_refiner(path, *, sha256: str | None = None) -> Refiner:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from .weights import WeightsError, sha256_of
+    from .weights import WeightsError, verify_file
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"refiner file {path} is missing")
-    if sha256 is not None and sha256_of(path) != sha256:
-        raise WeightsError(f"refiner file {path} does not match its recorded sha256: it was "
-                           "altered or truncated; reinstall the package")
+    verify_file(path, sha256=sha256, what="refiner file", remedy="reinstall the package")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

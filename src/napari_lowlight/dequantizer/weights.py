@@ -29,7 +29,7 @@ from .networks import ARCHITECTURES, Generator, build_generator
 
 __all__ = ["LIMITS", "MODELS_ENV", "WeightsError", "available_models", "check_config",
            "load_generator", "model_folders", "register", "save_generator", "sha256_of",
-           "shipped_weights_dir", "user_models_dir"]
+           "shipped_weights_dir", "user_models_dir", "verify_file"]
 
 #: Environment variable naming the user's model folder.
 MODELS_ENV = "NAPARI_LOWLIGHT_MODELS"
@@ -65,6 +65,17 @@ def user_models_dir() -> Path:
 def model_folders() -> list[Path]:
     """Where models are looked up by name, in order: the shipped folder, the user's."""
     return [shipped_weights_dir(), user_models_dir()]
+
+
+def verify_file(path, *, sha256: str | None = None, what: str = "weights file",
+                remedy: str = "reinstall the package or retrain") -> None:
+    """Refuse (:class:`WeightsError`) a missing file, or one whose sha256 is not ``sha256``
+    (when given): checked before any byte of it is parsed."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{what} {path} is missing")
+    if sha256 is not None and sha256_of(path) != sha256:
+        raise WeightsError(f"{what} {path} does not match its recorded sha256: it was "
+                           f"altered or truncated; {remedy}")
 
 
 def sha256_of(path) -> str:
@@ -225,11 +236,7 @@ def load_generator(name_or_path, *, sha256: str | None = None, folder=None) -> G
         entry = registry[str(name_or_path)]
         place = Path(folder) if folder else Path(entry["folder"])
         path, sha256 = place / entry["file"], entry["sha256"]
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} is missing")
-    if sha256 is not None and sha256_of(path) != sha256:
-        raise WeightsError(f"weights file {path} does not match its recorded sha256: it was "
-                           "altered or truncated; reinstall the package or retrain")
+    verify_file(path, sha256=sha256)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
