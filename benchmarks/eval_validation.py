@@ -59,8 +59,12 @@ from napari_lowlight.dequantizer.pairs import (
     load_images,
     test_set_images,
 )
-from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN, _refine_planes, judge_noise
-from napari_lowlight.dequantizer.refiner import Refiner, refiner_for
+from napari_lowlight.dequantizer.inference import (
+    PROJECTION_MARGIN,
+    judge_noise,
+    refine_projected,
+)
+from napari_lowlight.dequantizer.refiner import refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
 
@@ -179,7 +183,8 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
         if isinstance(generator, tuple):  # a refiner on its model's projected output
             base, refiner = generator
             raw, allowance, projected = done[base]
-            projected = refine(refiner, jt, projected, quant, allowance, axis)
+            projected = refine_projected(refiner, np.asarray(jt), projected, quant,
+                                         noise=allowance, channel_axis=axis)
         else:
             raw = nl.dequantize(jt, quantization=quant, model=generator, device=device,
                                 project=False, channel_axis=axis)
@@ -196,13 +201,6 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
                                                             noise=2 * setting_sigma(setting))
         row[f"noise_{label}"] = allowance
     return row
-
-
-def refine(refiner: Refiner, jt, projected, quant, allowance: float, axis) -> np.ndarray:
-    """What ``dequantize`` returns with ``refine``: the refined planes, projected again."""
-    refined = _refine_planes(refiner, np.asarray(jt), projected, quant, noise=allowance,
-                             channel_axis=axis)
-    return quant.project(refined, margin=PROJECTION_MARGIN, noise=allowance).astype(np.float32)
 
 
 def summary_table(rows, settings, labels) -> list[str]:

@@ -33,7 +33,11 @@ from napari_lowlight.dequantizer.refiner import (
     save_refiner,
     train_refiner,
 )
-from napari_lowlight.dequantizer.weights import available_models, load_generator
+from napari_lowlight.dequantizer.weights import (
+    available_models,
+    load_generator,
+    write_registry,
+)
 
 
 def main(argv=None) -> int:
@@ -89,9 +93,7 @@ def main(argv=None) -> int:
             "input_sigmas": list(refiner.input_sigmas), "width": refiner.width}
     sha = save_refiner(refiner, folder / file, extra=card)
     entry["refiner"] = {"file": file, "sha256": sha, **card}
-    temporary = folder / f".models.json.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(registry, indent=2) + "\n")
-    os.replace(temporary, registry_path)
+    write_registry(folder, registry)
     print(f"wrote {folder / file} ({made:.0f} s of pairs, {trained:.0f} s of training); "
           f"registered with {args.model!r}")
     return 0

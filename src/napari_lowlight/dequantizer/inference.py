@@ -26,7 +26,7 @@ from .refiner import Refiner, refine_plane, refiner_for
 from .weights import load_generator
 
 __all__ = ["AUTO_NOISE_FLOOR", "DEFAULT_MODEL", "NOISE_WINDOW", "apply_dequantizer",
-           "judge_noise", "resolve_device"]
+           "judge_noise", "refine_projected", "resolve_device"]
 
 #: The model used when none is named.
 DEFAULT_MODEL = "default"
@@ -218,12 +218,28 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
         restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
                                         noise=noise)
         if refiner is not None:
-            refined = _refine_planes(refiner, values, restored, quantization, noise=noise,
-                                     channel_axis=channel_axis)
-            # the blend is convex, so inside the intervals up to float32 rounding: the
-            # projection again puts any value rounding moved onto an edge back inside
-            restored = quantization.project(refined, margin=PROJECTION_MARGIN, noise=noise)
+            restored = refine_projected(refiner, values, restored, quantization, noise=noise,
+                                        channel_axis=channel_axis)
     return restored.astype(np.float32)
+
+
+def refine_projected(refiner: Refiner, values, projected, quantization: Quantization, *,
+                     noise: float, channel_axis=None) -> np.ndarray:
+    """``projected`` (the network's output projected with ``noise``) finished by
+    ``refiner``: what ``dequantize(..., refine=...)`` returns, float32."""
+    refined = _refine_planes(refiner, values, projected, quantization, noise=noise,
+                             channel_axis=channel_axis)
+    # the blend is convex, so inside the intervals up to float32 rounding: the projection
+    # again puts any value rounding moved onto an edge back inside
+    return quantization.project(refined, margin=PROJECTION_MARGIN,
+                                noise=noise).astype(np.float32)
+
+
+def _as_planes(array, channel_axis):
+    """(planes (n, rows, cols), the channels-first shape): channels first, then every
+    leading axis flattened (views where numpy can)."""
+    moved = array if channel_axis is None else np.moveaxis(array, channel_axis, 0)
+    return moved.reshape((-1,) + moved.shape[-2:]), moved.shape
 
 
 def _refiner(refine, model, project: bool) -> Refiner | None:
@@ -259,11 +275,9 @@ def _refine_planes(refiner: Refiner, values, restored, quantization: Quantizatio
     step = quantization.interval_width
 
     def planes(array):
-        moved = array if channel_axis is None else np.moveaxis(array, channel_axis, 0)
-        return moved.reshape((-1,) + moved.shape[-2:])
+        return _as_planes(array, channel_axis)[0]
 
-    shape = restored.shape if channel_axis is None else np.moveaxis(
-        restored, channel_axis, 0).shape
+    shape = _as_planes(restored, channel_axis)[1]
     out = np.empty((int(np.prod(shape[:-2], dtype=np.int64)),) + shape[-2:], np.float32)
     for index, (value, network, lo, hi, width) in enumerate(zip(
             planes(values), planes(restored), planes(lower), planes(upper), planes(step))):
@@ -324,14 +338,9 @@ def _restore_planes(values, quantization, generator, *, device, tile, channel_ax
     """The network on every (rows, cols) plane of an in-memory image: the input plus the
     residual, clipped to [0, 1], in the input's layout."""
     step = quantization.interval_width if quantization is not None else None
-    # planes: channels first, then every leading axis flattened
-    moved = values if channel_axis is None else np.moveaxis(values, channel_axis, 0)
-    moved_step = None if step is None else (
-        step if channel_axis is None else np.moveaxis(step, channel_axis, 0))
-    shape = moved.shape
-    planes = moved.reshape((-1,) + shape[-2:]).astype(np.float32)
-    steps = None if moved_step is None else moved_step.reshape((-1,) + shape[-2:]).astype(
-        np.float32)
+    planes, shape = _as_planes(values, channel_axis)
+    planes = planes.astype(np.float32)
+    steps = None if step is None else _as_planes(step, channel_axis)[0].astype(np.float32)
     restored = np.empty_like(planes)
     for index in range(planes.shape[0]):
         residual, generator, device, tile = _run_plane_within_memory(

@@ -29,7 +29,7 @@ from .networks import ARCHITECTURES, Generator, build_generator
 
 __all__ = ["LIMITS", "MODELS_ENV", "WeightsError", "available_models", "check_config",
            "load_generator", "model_folders", "register", "save_generator", "sha256_of",
-           "shipped_weights_dir", "user_models_dir", "verify_file"]
+           "shipped_weights_dir", "user_models_dir", "verify_file", "write_registry"]
 
 #: Environment variable naming the user's model folder.
 MODELS_ENV = "NAPARI_LOWLIGHT_MODELS"
@@ -282,6 +282,13 @@ def register(folder, name: str, path, *, sha256: str, card: dict) -> None:
     folder = Path(folder)
     registry = _registry(folder)
     registry[name] = {"file": Path(path).name, "sha256": sha256, **card}
+    write_registry(folder, registry)
+
+
+def write_registry(folder, registry: dict) -> None:
+    """Write ``registry`` as ``folder/models.json``, atomically (a temporary file, then
+    ``os.replace``): a reader never sees half a registry."""
+    folder = Path(folder)
     temporary = folder / f".models.json.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(registry, indent=2) + "\n")
     os.replace(temporary, folder / "models.json")
