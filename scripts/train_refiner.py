@@ -53,6 +53,11 @@ def main(argv=None) -> int:
     parser.add_argument("--input-sigmas", type=float, nargs="*", default=[],
                         help="Gaussians (px) of Jt as extra candidates (1.5: the classic "
                         "dequantizer's filter); default none")
+    parser.add_argument("--reference-noise", type=float, default=None, metavar="P",
+                        help="share of crops given a well-exposed sensor's noise before the "
+                        "capture is simulated (PairSettings.reference_noise_probability), "
+                        "so that targets carry real pixel-scale noise; default: the "
+                        "model's own pair settings")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -66,6 +71,8 @@ def main(argv=None) -> int:
     generator = load_generator(args.model, folder=folder)
     pairs = dict(entry.get("pairs") or available_models(folder)[args.model].get("pairs", {}))
     pairs["laic_reuse"] = 1  # each pair drawn afresh: no batch places to fill
+    if args.reference_noise is not None:
+        pairs["reference_noise_probability"] = args.reference_noise
     settings = PairSettings(**{key: tuple(value) if isinstance(value, list) else value
                                for key, value in pairs.items()})
     with np.load(args.pack, allow_pickle=False) as pack:
@@ -90,7 +97,8 @@ def main(argv=None) -> int:
     card = {"pairs": args.pairs, "iterations": args.iterations, "seed": args.seed,
             "pack": os.path.basename(args.pack), "training_crops": len(images),
             "seconds": round(made + trained, 1), "sigmas": list(refiner.sigmas),
-            "input_sigmas": list(refiner.input_sigmas), "width": refiner.width}
+            "input_sigmas": list(refiner.input_sigmas), "width": refiner.width,
+            "reference_noise_probability": settings.reference_noise_probability}
     sha = save_refiner(refiner, folder / file, extra=card)
     entry["refiner"] = {"file": file, "sha256": sha, **card}
     write_registry(folder, registry)

@@ -181,3 +181,62 @@ def test_training_learns_to_smooth_dither():
     network_error = np.mean((candidates[:, 1:2] - targets) ** 2)
     assert error < network_error
     assert json.dumps(gains)  # reported as plain floats
+
+
+def test_local_texture_matches_scipy_and_sees_pixel_noise():
+    from scipy.ndimage import gaussian_filter
+
+    from napari_lowlight.dequantizer.refiner import TEXTURE_DETAIL_SIGMA, local_texture
+
+    rng = np.random.default_rng(0)
+    values = np.clip(0.3 + 0.05 * rng.standard_normal((40, 56)), 0, 1)
+    step = np.full(values.shape, 1 / 64)
+    detail = (values - gaussian_filter(values, TEXTURE_DETAIL_SIGMA, mode="nearest")) / step
+    expected = np.sqrt(gaussian_filter(detail**2, 4.0, mode="nearest"))
+    got = local_texture(torch.from_numpy(values)[None, None], torch.from_numpy(step)[None, None],
+                        4.0)[0, 0].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    # a smooth ramp has almost none; white noise of 3 steps reads about 3 * 0.93
+    ramp = np.linspace(0.2, 0.6, 64)[None].repeat(64, 0)
+    smooth = local_texture(torch.from_numpy(ramp)[None, None],
+                           torch.full((1, 1, 64, 64), 1 / 64, dtype=torch.float64), 4.0)
+    assert float(smooth[..., 24:-24, 24:-24].max()) < 0.01  # away from the edges
+    noisy = ramp + 3 / 64 * rng.standard_normal(ramp.shape)
+    texture = local_texture(torch.from_numpy(noisy)[None, None],
+                            torch.full((1, 1, 64, 64), 1 / 64, dtype=torch.float64), 4.0)
+    assert 2.4 < float(texture[..., 12:-12, 12:-12].mean()) < 3.2
+
+
+def test_texture_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path):
+    from napari_lowlight.dequantizer.inference import refine_projected
+
+    refiner = Refiner(width=6, texture_sigma=4.0)
+    with torch.no_grad():
+        for parameter in refiner.parameters():
+            parameter.normal_(0, 0.5)
+    assert refiner.body[0].in_channels == 2 + len(SMOOTHING_SIGMAS) + 1
+    save_refiner(refiner, tmp_path / "t.safetensors")
+    loaded = load_refiner(tmp_path / "t.safetensors")
+    assert loaded.texture_sigma == 4.0
+    rng = np.random.default_rng(2)
+    image = np.clip(0.4 + 0.2 * np.sin(np.mgrid[0:80, 0:96][1] / 7.0)
+                    + 0.02 * rng.standard_normal((80, 96)), 0, 1)
+    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
+    quant = cap.quantization
+    projected = nl.dequantize(cap.reexposed, quantization=quant, noise=0.25, refine=False)
+    whole = refine_projected(loaded, cap.reexposed, projected, quant, noise=0.25)
+    same = refine_projected(refiner, cap.reexposed, projected, quant, noise=0.25)
+    np.testing.assert_array_equal(whole, same)
+    # a tile with the refiner's halo gives the whole image's result inside it
+    halo = loaded.halo()
+    rows = slice(20, 60)
+    outer = slice(max(0, 20 - halo), min(80, 60 + halo))
+    sub_quant = nl.Quantization(quant.levels[outer], k=quant.k, r=quant.r, bits=quant.bits)
+    tile = refine_projected(loaded, cap.reexposed[outer], projected[outer], sub_quant,
+                            noise=0.25)
+    start = rows.start - outer.start
+    np.testing.assert_allclose(tile[start:start + 40], whole[rows], atol=1e-6)
+    # a texture window beyond the limits is refused
+    with pytest.raises(WeightsError, match="beyond the limits"):
+        save_refiner(Refiner(width=4, texture_sigma=40.0), tmp_path / "big.safetensors")
+        load_refiner(tmp_path / "big.safetensors")

@@ -21,7 +21,7 @@ from .._validation import check_int
 from ..dimming import smooth_random_field, vignette
 from ..formation import degrade
 
-__all__ = ["VALIDATION_IMAGES", "PairSettings", "is_validation_image", "load_images",
+__all__ = ["VALIDATION_IMAGES", "PairSettings", "add_reference_noise", "is_validation_image", "load_images",
            "make_batch", "make_pair", "test_set_images"]
 
 #: Images never trained on: the validation set (photographs from the wallpaper packages,
@@ -70,10 +70,30 @@ class PairSettings:
     #: and flips (LAIC is the cost of these pairs: 2 halves it), the LAIC share of the pairs
     #: staying ``laic_probability``.  1: every pair its own capture.
     laic_reuse: int = 1
+    #: Share of crops given the sensor noise of a real, well-exposed image before the capture
+    #: is simulated (:func:`add_reference_noise`): the *target* then carries pixel-scale
+    #: noise, as a real microscopy frame does, which no dequantizer should smooth away.  0
+    #: (the default, and every shipped network's setting) draws nothing extra, so seeds
+    #: make the same pairs as before.
+    reference_noise_probability: float = 0.0
+    #: Range of the noise's signal-dependent variance per unit intensity (shot noise),
+    #: drawn log-uniformly; intensities in [0, 1].
+    reference_noise_gain_range: tuple[float, float] = (1e-5, 1e-2)
+    #: Range of its signal-independent standard deviation (read noise), drawn
+    #: log-uniformly; intensities in [0, 1].
+    reference_noise_floor_range: tuple[float, float] = (1e-3, 3e-2)
 
     def __post_init__(self):
         # 8 = the identity and the seven other rotations/flips of a square crop
         check_int(self.laic_reuse, "laic_reuse", low=1, high=8)
+        if not 0.0 <= float(self.reference_noise_probability) <= 1.0:
+            raise ValueError("reference_noise_probability must lie in [0, 1], got "
+                             f"{self.reference_noise_probability!r}")
+        for name in ("reference_noise_gain_range", "reference_noise_floor_range"):
+            low, high = getattr(self, name)
+            if not 0.0 < float(low) <= float(high):
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
+                                 f"{getattr(self, name)!r}")
 
 
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
@@ -129,6 +149,32 @@ def test_set_images() -> dict[str, np.ndarray]:
     return images
 
 
+def add_reference_noise(image: np.ndarray, rng: np.random.Generator, *,
+                        gain_range=(1e-5, 1e-2), floor_range=(1e-3, 3e-2)) -> np.ndarray:
+    """``image`` with the noise of a well-exposed sensor frame: a new float64 array.
+
+    Gaussian noise of variance ``gain * image + floor**2`` (the usual Poisson-Gaussian
+    sensor model), ``gain`` and ``floor`` drawn log-uniformly from their ranges, the
+    result clipped to [0, 1].  Used on training crops, so that the targets carry the
+    pixel-scale noise real microscopy references have.
+
+    Parameters
+    ----------
+    image : ndarray
+        Intensities in [0, 1].
+    rng : numpy.random.Generator
+    gain_range : (float, float)
+        Signal-dependent variance per unit intensity, > 0.
+    floor_range : (float, float)
+        Signal-independent standard deviation, intensity units, > 0.
+    """
+    gain = float(np.exp(rng.uniform(np.log(gain_range[0]), np.log(gain_range[1]))))
+    floor = float(np.exp(rng.uniform(np.log(floor_range[0]), np.log(floor_range[1]))))
+    image = np.asarray(image, dtype=np.float64)
+    sigma = np.sqrt(gain * np.clip(image, 0.0, 1.0) + floor**2)
+    return np.clip(image + sigma * rng.standard_normal(image.shape), 0.0, 1.0)
+
+
 def make_pair(image: np.ndarray, rng: np.random.Generator, settings: PairSettings) -> dict:
     """One training pair from ``image`` (gray or colour; float in [0, 1] or unsigned integers)."""
     return _draw_pair(image, rng, settings)[0]
@@ -151,6 +197,9 @@ def _draw_pair(image: np.ndarray, rng: np.random.Generator,
         crop = crop[:, ::-1]
     scale = float(np.iinfo(crop.dtype).max) if crop.dtype.kind in "iu" else 1.0
     crop = np.ascontiguousarray(crop, dtype=np.float64) / scale
+    if settings.reference_noise_probability and rng.random() < settings.reference_noise_probability:
+        crop = add_reference_noise(crop, rng, gain_range=settings.reference_noise_gain_range,
+                                   floor_range=settings.reference_noise_floor_range)
     k = float(np.exp(rng.uniform(np.log(settings.k_range[0]), np.log(settings.k_range[1]))))
     r = float(rng.uniform(*settings.r_range))
     sigma = float(rng.uniform(*settings.sigma_range))

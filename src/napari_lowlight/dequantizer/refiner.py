@@ -26,8 +26,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-__all__ = ["SMOOTHING_SIGMAS", "Refiner", "load_refiner", "refine_plane", "refiner_candidates",
-           "refiner_for", "save_refiner"]
+__all__ = ["SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner", "load_refiner",
+           "local_texture", "refine_plane", "refiner_candidates", "refiner_for", "save_refiner"]
 
 #: Gaussian standard deviations (pixels) of the smoothed candidates.
 SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
@@ -70,6 +70,41 @@ def refiner_candidates(values: np.ndarray, network: np.ndarray,
     return np.stack(stack)
 
 
+#: Gaussian (pixels) whose residual measures the capture's pixel-scale texture.
+TEXTURE_DETAIL_SIGMA = 1.5
+
+
+def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, 1, H, W) smoothed by a Gaussian of ``sigma`` px, truncated at 4 sigma, edges
+    repeated: ``scipy.ndimage.gaussian_filter(..., mode="nearest")`` in torch."""
+    radius = int(4.0 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = nn.functional.pad(image, (radius, radius, radius, radius), mode="replicate")
+    rows = nn.functional.conv2d(padded, kernel.view(1, 1, -1, 1))
+    return nn.functional.conv2d(rows, kernel.view(1, 1, 1, -1))
+
+
+def local_texture(values: torch.Tensor, step: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The capture's local pixel-scale texture, steps: the root mean square, over a
+    Gaussian window of ``sigma`` px, of ``values`` minus their
+    :data:`TEXTURE_DETAIL_SIGMA`-px smoothing divided by the interval width ``step``.
+
+    About 0.3 for a smooth scene captured with a quarter step of noise; one or more where
+    the scene (or the capture's noise) varies by a step from pixel to pixel.
+
+    Parameters
+    ----------
+    values, step : torch.Tensor (N, 1, H, W)
+        ``Jt`` in [0, 1] and the exact interval widths (> 0).
+    sigma : float
+        The averaging window, pixels.
+    """
+    detail = (values - _gaussian_blur(values, TEXTURE_DETAIL_SIGMA)) / step
+    return torch.sqrt(_gaussian_blur(detail * detail, sigma) + 1e-12)
+
+
 class Refiner(nn.Module):
     """Per-pixel convex weights over the candidates of :func:`refiner_candidates`.
 
@@ -81,17 +116,29 @@ class Refiner(nn.Module):
         The smoothed networks' Gaussians (stored with the weights).
     input_sigmas : sequence of float
         The smoothed inputs' Gaussians (stored with the weights).
+    texture_sigma : float or None
+        When set, one more input: the capture's local texture, the root mean square of
+        ``Jt`` minus its :data:`TEXTURE_DETAIL_SIGMA`-px smoothing, in steps, averaged over
+        a Gaussian window of ``texture_sigma`` pixels (:func:`local_texture`).  Where the
+        scene itself varies by a step or more from pixel to pixel (a noisy fluorescence
+        frame), nothing within an interval can be inferred from the neighbours, and ``Jt``
+        (each interval's centre) is the safe answer; this feature lets the refiner see it.
+        None (the shipped session-24 refiner's form): no such input.
     """
 
-    def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS, input_sigmas=()):
+    def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS, input_sigmas=(),
+                 texture_sigma: float | None = None):
         super().__init__()
         self.sigmas = tuple(float(s) for s in sigmas)
         self.input_sigmas = tuple(float(s) for s in input_sigmas)
+        self.texture_sigma = None if texture_sigma is None else float(texture_sigma)
         self.width = int(width)
         candidates = 2 + len(self.sigmas) + len(self.input_sigmas)
-        # inputs: every other candidate minus the network, in steps, and log2 of the step
+        features = candidates + (self.texture_sigma is not None)
+        # inputs: every other candidate minus the network, in steps, log2 of the step and
+        # (texture_sigma) the local texture
         self.body = nn.Sequential(
-            nn.Conv2d(candidates, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(features, width, 3, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
             nn.Conv2d(width, candidates, 1))
@@ -108,7 +155,10 @@ class Refiner(nn.Module):
         """Pixels each side a tile needs for the whole plane's result: the CNN's reach
         plus the largest Gaussian's (scipy truncates at 4 sigma)."""
         widest = max(self.sigmas + self.input_sigmas, default=0.0)
-        return self.reach + int(4.0 * widest + 0.5) + 1
+        if self.texture_sigma is not None:
+            # the texture: a detail Gaussian, then the window's, both truncated at 4 sigma
+            widest = max(widest, TEXTURE_DETAIL_SIGMA + self.texture_sigma)
+        return self.reach + int(4.0 * widest + 0.5) + 2
 
     def forward(self, candidates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Refined image (N, 1, H, W) from ``candidates`` (N, K, H, W) and ``step``
@@ -116,8 +166,12 @@ class Refiner(nn.Module):
         step = step.clamp(min=1e-6)
         network = candidates[:, 1:2]
         others = torch.cat([candidates[:, :1], candidates[:, 2:]], dim=1)
-        features = torch.cat([((others - network) / step).clamp(-4.0, 4.0),
-                              (torch.log2(step) + 8.0) / 8.0], dim=1)
+        features = [((others - network) / step).clamp(-4.0, 4.0),
+                    (torch.log2(step) + 8.0) / 8.0]
+        if self.texture_sigma is not None:
+            texture = local_texture(candidates[:, :1], step, self.texture_sigma)
+            features.append(texture.clamp(max=8.0) / 4.0)
+        features = torch.cat(features, dim=1)
         weights = torch.softmax(self.body(features), dim=1)
         return (weights * candidates).sum(dim=1, keepdim=True)
 
@@ -149,8 +203,11 @@ def save_refiner(refiner: Refiner, path, *, extra: dict | None = None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous()
                for name, tensor in refiner.state_dict().items()}
-    metadata = {"refiner": json.dumps({"width": refiner.width, "sigmas": list(refiner.sigmas),
-                                       "input_sigmas": list(refiner.input_sigmas)}),
+    config = {"width": refiner.width, "sigmas": list(refiner.sigmas),
+              "input_sigmas": list(refiner.input_sigmas)}
+    if refiner.texture_sigma is not None:
+        config["texture_sigma"] = refiner.texture_sigma
+    metadata = {"refiner": json.dumps(config),
                 "format": "napari-lowlight-refiner/1"}
     if extra:
         metadata["extra"] = json.dumps(extra)
@@ -175,18 +232,23 @@ def load_refiner(path, *, sha256: str | None = None) -> Refiner:
         config = json.loads(metadata["refiner"])
         width, sigmas = int(config["width"]), tuple(float(x) for x in config["sigmas"])
         input_sigmas = tuple(float(x) for x in config.get("input_sigmas", ()))
+        texture_sigma = config.get("texture_sigma")
+        texture_sigma = None if texture_sigma is None else float(texture_sigma)
     except Exception as exc:  # noqa: BLE001 - bad header, no or bad configuration
         raise WeightsError(f"{path} is not a refiner file: {exc}") from None
     if not (1 <= width <= REFINER_LIMITS["width"]
             and len(sigmas) + len(input_sigmas) <= REFINER_LIMITS["sigmas"]
-            and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas + input_sigmas)):
+            and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas + input_sigmas)
+            and (texture_sigma is None or 0.0 < texture_sigma <= REFINER_LIMITS["sigma"])):
         raise WeightsError(f"{path} declares a refiner beyond the limits {REFINER_LIMITS}: "
-                           f"width {width}, sigmas {sigmas}, input sigmas {input_sigmas}")
+                           f"width {width}, sigmas {sigmas}, input sigmas {input_sigmas}, "
+                           f"texture sigma {texture_sigma}")
     tensors = load_file(str(path))
     if any(t.is_floating_point() and not bool(torch.isfinite(t).all())
            for t in tensors.values()):
         raise WeightsError(f"{path} holds non-finite weights")
-    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas)
+    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas,
+                      texture_sigma=texture_sigma)
     try:
         refiner.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -261,7 +323,8 @@ def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed
 
 def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: int = 16,
                   crop: int = 96, learning_rate: float = 2e-3, width: int = 16, seed: int = 0,
-                  sigmas=SMOOTHING_SIGMAS, input_sigmas=(), progress=None) -> Refiner:
+                  sigmas=SMOOTHING_SIGMAS, input_sigmas=(), texture_sigma=None,
+                  progress=None) -> Refiner:
     """Fit a :class:`Refiner` on :func:`refiner_training_data`'s arrays.
 
     The loss is each pair's log mean squared error relative to the network's own (the
@@ -278,7 +341,8 @@ def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: 
     candidates, steps, targets = (torch.from_numpy(np.ascontiguousarray(a))
                                   for a in (candidates, steps, targets))
     side = candidates.shape[-1]
-    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas)
+    refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas,
+                      texture_sigma=texture_sigma)
     if candidates.shape[1] != 2 + len(refiner.sigmas) + len(refiner.input_sigmas):
         raise ValueError(f"{candidates.shape[1]} candidates do not fit sigmas {sigmas} and "
                          f"input_sigmas {input_sigmas}")
