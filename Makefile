@@ -71,9 +71,11 @@ DEVICE_DRY := $(filter 1 yes true,$(DRY_RUN))
 DEVICE_PY := $(if $(and $(DEVICE_DRY),$(wildcard $(PY))),$(PY),$(PYTHON))
 # The training chunk continues the shipped U-Net (a new run from its weights, new seed) with 20 %
 # of its pairs made through LAIC (as the session-23 default was made), each LAIC result used
-# twice (rotated or flipped: 1.8x the pairs per second, benchmarks/bench_pairs.py), unless a
-# carried device-run/ checkpoint is resumed; pairs from device-pack/ (make device-pack).
-DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-gpu-laic-reuse.json
+# twice (rotated or flipped: 1.8x the pairs per second, benchmarks/bench_pairs.py), and since
+# session 25 30 % of its targets carrying a well-exposed sensor's noise (real fluorescence
+# frames do; docs/dequantizer-experiments.md, "Noisy references"), unless a carried
+# device-run/ checkpoint is resumed; pairs from device-pack/ (make device-pack).
+DEVICE_CHECK_ARGS ?= --train-config scripts/train-configs/unet-v2-gpu-refnoise.json
 device-check:
 	$(DEVICE_PY) scripts/device_check.py $(if $(DEVICE_DRY),--dry-run) $(DEVICE_CHECK_ARGS)
 

@@ -5,7 +5,9 @@ microscopy packages of ``make training-data``) and scikit-image's bundled images
 whose names ``napari_lowlight.dequantizer.pairs.is_validation_image`` accepts, i.e.
 the images no model is trained on.  They are read as for training
 (``load_images``: 16-bit frames stored dimly are stretched to [0, 1] by their own
-maximum), shrunk so that the longer side is at most ``--max-size`` pixels (no crop)
+maximum), shrunk so that the longer side is at most ``--max-size`` pixels (no crop),
+or with ``--crop`` cut to their central ``--max-size`` square at full resolution (no
+resampling: a real frame keeps its pixel-scale noise, which shrinking averages away),
 and restored as the product restores them: colour images as colour images
 (``channel_axis=-1``, each channel by the network on its own).
 
@@ -33,7 +35,7 @@ is about 80 % consistent with the exact intervals and >= 95 % within 2 sigma).
 Reports PSNR and SSIM against the reference, a summary table per setting and model
 and a per-image table, as Markdown (stdout, ``--out``) and CSV (``--csv``).
 
-Run:  .venv/bin/python benchmarks/eval_validation.py [--models default] [--max-size 384]
+Run:  .venv/bin/python benchmarks/eval_validation.py [--models default] [--max-size 384] [--crop]
       quick check: ... --limit 2 --max-size 96
 """
 
@@ -112,8 +114,14 @@ def find_validation_images(folders) -> dict:
                                                         item[0])))
 
 
-def prepare(array: np.ndarray, max_size: int) -> np.ndarray:
-    """Float64 in [0, 1], the longer side shrunk to at most ``max_size`` (no crop)."""
+def prepare(array: np.ndarray, max_size: int, crop: bool = False) -> np.ndarray:
+    """Float64 in [0, 1], the longer side shrunk to at most ``max_size`` (no crop), or with
+    ``crop`` the central square of side ``max_size`` (shorter sides kept) at full
+    resolution."""
+    if crop:
+        top, left = ((side - min(side, max_size)) // 2 for side in array.shape[:2])
+        array = array[top:top + max_size, left:left + max_size]
+        return np.clip(img_as_float(array).astype(np.float64), 0.0, 1.0)
     scale = max_size / max(array.shape[:2])
     if scale < 1:
         shape = tuple(max(1, int(round(s * scale))) for s in array.shape[:2]) + array.shape[2:]
@@ -264,6 +272,9 @@ def main():
                         help="shipped model names or .safetensors paths")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--max-size", type=int, default=384, help="longer side, pixels")
+    parser.add_argument("--crop", action="store_true",
+                        help="the central --max-size square at full resolution instead of "
+                        "the whole image shrunk")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -290,7 +301,7 @@ def main():
         if array is None:
             note(f"note: {name} is not usable (too small, not an image): skipped")
             continue
-        images[name] = prepare(array, args.max_size)
+        images[name] = prepare(array, args.max_size, crop=args.crop)
     if not images:
         sys.exit("no validation images found")
 
@@ -298,7 +309,9 @@ def main():
               f"{args.device}), models {', '.join(args.models)}, projection noise "
               f"allowance {args.noise} (margin {PROJECTION_MARGIN})",
               "",
-              f"{len(images)} validation images, longer side at most {args.max_size} px: "
+              f"{len(images)} validation images, "
+              + (f"central {args.max_size}-px squares at full resolution: " if args.crop
+                 else f"longer side at most {args.max_size} px: ")
               + ", ".join(images)]
     print("\n".join(header), flush=True)
 
