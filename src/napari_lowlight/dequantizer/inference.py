@@ -22,11 +22,12 @@ from .._validation import as_float_image, check_channel_axis, check_int, check_r
 from ..intensity import to_intensity
 from ..quantization import Quantization
 from .networks import Generator
+from .guard import GUARD_DEFAULTS, texture_guard
 from .refiner import Refiner, refine_plane, refiner_for
 from .weights import load_generator
 
 __all__ = ["AUTO_NOISE_FLOOR", "DEFAULT_MODEL", "NOISE_WINDOW", "apply_dequantizer",
-           "judge_noise", "refine_projected", "resolve_device"]
+           "guard_projected", "judge_noise", "refine_projected", "resolve_device"]
 
 #: The model used when none is named.
 DEFAULT_MODEL = "default"
@@ -177,7 +178,8 @@ def _run_plane_within_memory(generator, plane, step, device, tile):
 def apply_dequantizer(image, *, quantization: Quantization | None = None, model=None,
                       device="auto", tile: int | None = None, project: bool = True,
                       channel_axis: int | None = None, progress=None,
-                      noise: float | str = "auto", refine="auto") -> np.ndarray:
+                      noise: float | str = "auto", refine="auto",
+                      guard: bool = False) -> np.ndarray:
     """The work of :func:`napari_lowlight.dequantizer.dequantize` (same parameters and
     result), with PyTorch loaded: checks, the network plane by plane (or block by block
     for dask input), the projection."""
@@ -194,6 +196,7 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
     tile = check_int(tile, "tile", low=8, allow_none=True)
     noise = _check_noise(noise)
     refiner = _refiner(refine, model, project)
+    guarded = _guarded(guard, project)
     generator = _generator_for(model, quantization)
     device = resolve_device(device)
     generator = _on_device(generator, device)
@@ -205,7 +208,7 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
                                        device=device, tile=tile, channel_axis=channel_axis)
         return _dequantize_lazy(array, quantization, generator=generator, device=device,
                                 tile=tile, project=project, channel_axis=channel_axis,
-                                noise=noise, refiner=refiner)
+                                noise=noise, refiner=refiner, guarded=guarded)
     restored = _restore_planes(values, quantization, generator,
                                device=device, tile=tile, channel_axis=channel_axis,
                                progress=progress)
@@ -220,6 +223,9 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
         if refiner is not None:
             restored = refine_projected(refiner, values, restored, quantization, noise=noise,
                                         channel_axis=channel_axis)
+        if guarded:
+            restored = guard_projected(values, restored, quantization, noise=noise,
+                                       channel_axis=channel_axis)
     return restored.astype(np.float32)
 
 
@@ -233,6 +239,35 @@ def refine_projected(refiner: Refiner, values, projected, quantization: Quantiza
     # again puts any value rounding moved onto an edge back inside
     return quantization.project(refined, margin=PROJECTION_MARGIN,
                                 noise=noise).astype(np.float32)
+
+
+def guard_projected(values, restored, quantization: Quantization, *, noise: float,
+                    channel_axis=None) -> np.ndarray:
+    """``restored`` (projected with ``noise``) through the texture guard
+    (:func:`.guard.texture_guard`) plane by plane: what ``dequantize(..., guard=True)``
+    returns, float32."""
+    step = quantization.interval_width
+    planes = [_as_planes(np.asarray(array), channel_axis)[0]
+              for array in (values, restored, step)]
+    shape = _as_planes(restored, channel_axis)[1]
+    out = np.stack([texture_guard(value, result, width)
+                    for value, result, width in zip(*planes)]).reshape(shape)
+    out = out if channel_axis is None else np.moveaxis(out, 0, channel_axis)
+    # a convex blend of values inside the intervals: the projection only undoes float32
+    # rounding onto an edge
+    return quantization.project(out, margin=PROJECTION_MARGIN, noise=noise).astype(np.float32)
+
+
+def _guarded(guard, project: bool) -> bool:
+    """Whether the texture guard runs: True (needs the projection) or False."""
+    if guard is False or guard is None:
+        return False
+    if guard is True:
+        if not project:
+            raise ValueError("guard needs the projection (project=True): it blends the "
+                             "projected result with Jt inside the intervals")
+        return True
+    raise ValueError(f"guard must be True or False, got {guard!r}")
 
 
 def _as_planes(array, channel_axis):
@@ -308,6 +343,11 @@ def _check_quantization(quantization, shape, project: bool) -> None:
     if project and quantization is None:
         raise ValueError("project=True needs the quantization; pass quantization= or "
                          "project=False")
+
+
+#: Pixels each side a guarded pixel depends on: the 3x3 median, then the Gaussian window
+#: (truncated at 4 sigma).
+GUARD_REACH = 1 + int(4.0 * GUARD_DEFAULTS["sigma"] + 0.5) + 1
 
 
 def _check_noise(noise):
@@ -425,23 +465,26 @@ def _window_noise_lazy(image, quantization, *, generator, device, tile, channel_
     return judge_noise(raw[core], _window_quantization(local, core), channel_axis=channel_axis)
 
 
-def _overlap_layout(image, generator, axes):
+def _overlap_layout(image, generator, axes, *, finish_reach: int = 0):
     """``image`` rechunked for ``map_overlap`` over ``axes`` and the depth per axis: a halo
-    of half the receptive field plus one, blocks on the network's grid of
-    ``generator.multiple`` pixels, chunks of at least 256 (:func:`overlap_layout`)."""
-    reach = generator.receptive_field // 2 + 1
+    of half the receptive field plus one (or ``finish_reach``, the refiner's and guard's,
+    when larger), blocks on the network's grid of ``generator.multiple`` pixels, chunks of
+    at least 256 (:func:`overlap_layout`)."""
+    reach = max(generator.receptive_field // 2 + 1, int(finish_reach))
     return overlap_layout(image, dict.fromkeys(axes, reach),
                           multiple=getattr(generator, "multiple", 1), min_chunk=256)
 
 
 def _dequantize_lazy(image, quantization, *, generator, device, tile, project, channel_axis,
-                     noise=0.0, refiner=None):
+                     noise=0.0, refiner=None, guarded=False):
     """``dequantize`` on dask arrays: ``map_overlap`` with a halo of the receptive field."""
     import dask.array as da
 
     image = da.asarray(image)
     rows_axis, cols_axis = [axis for axis in range(image.ndim) if axis != channel_axis][-2:]
-    image, depth = _overlap_layout(image, generator, (rows_axis, cols_axis))
+    finish = (refiner.halo() if refiner is not None else 0) + (GUARD_REACH if guarded else 0)
+    image, depth = _overlap_layout(image, generator, (rows_axis, cols_axis),
+                                   finish_reach=finish)
     arrays, k, r, bits = [image], None, None, None
     if quantization is not None:
         arrays.append(da.asarray(quantization.levels).rechunk(image.chunks))
@@ -454,15 +497,16 @@ def _dequantize_lazy(image, quantization, *, generator, device, tile, project, c
     return da.map_overlap(
         _dequantize_block, *arrays, depth=depth, boundary="none", dtype=np.float32,
         k=k, r=r, bits=bits, generator=generator, device=device, tile=tile,
-        project=project, channel_axis=channel_axis, noise=noise, refiner=refiner)
+        project=project, channel_axis=channel_axis, noise=noise, refiner=refiner,
+        guarded=guarded)
 
 
 def _dequantize_block(block, levels=None, k_block=None, *, k, r, bits, generator, device,
-                      tile, project, channel_axis, noise=0.0, refiner=None):
+                      tile, project, channel_axis, noise=0.0, refiner=None, guarded=False):
     quantization = None
     if levels is not None:
         quantization = Quantization(levels, k=k if k_block is None else k_block, r=r, bits=bits)
     return apply_dequantizer(block, quantization=quantization, model=generator,
                              device=device, tile=tile, project=project,
                              channel_axis=channel_axis, noise=noise,
-                             refine=False if refiner is None else refiner)
+                             refine=False if refiner is None else refiner, guard=guarded)

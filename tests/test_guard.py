@@ -1,0 +1,114 @@
+"""The texture guard: back toward Jt where the scene scatters by a step from pixel to pixel."""
+
+import numpy as np
+import pytest
+
+import napari_lowlight as nl
+from napari_lowlight.dequantizer.guard import (
+    GUARD_DEFAULTS,
+    guard_weight,
+    pixel_texture,
+    texture_guard,
+)
+from napari_lowlight.metrics import interval_consistency, psnr
+
+
+def _noisy_nuclei(seed=0, size=96):
+    """A fluorescence-like frame whose own shot noise is several 12-bit steps at k = 1/64."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size]
+    clean = 0.2 + 0.5 * np.exp(-((rows - 40) ** 2 + (cols - 55) ** 2) / (2 * 15.0**2))
+    return np.clip(clean + 0.04 * np.sqrt(clean) * rng.standard_normal(clean.shape), 0, 1)
+
+
+def test_texture_counts_pixel_scatter_not_edges():
+    step = 1 / 64
+    rows, cols = np.mgrid[0:64, 0:64]
+    # a sharp edge of 20 steps and a smooth ramp: almost no texture
+    edged = np.where(cols < 32, 0.2, 0.2 + 20 * step) + 0.002 * rows
+    levels = np.round(edged / step) * step
+    assert pixel_texture(levels, step)[8:-8, 8:-8].max() < 0.1
+    # white scatter of 2 steps: texture of a step or more
+    rng = np.random.default_rng(1)
+    noisy = np.round((0.4 + 2 * step * rng.standard_normal((64, 64))) / step) * step
+    assert 1.0 < pixel_texture(noisy, step)[8:-8, 8:-8].mean() < 2.5
+    # steps of 0 (unreachable levels) do not divide by zero
+    assert np.isfinite(pixel_texture(noisy, np.where(cols < 4, 0.0, step))).all()
+
+
+def test_guard_weight_ramp_and_checks():
+    weights = guard_weight(np.array([0.0, 0.4, 0.65, 0.9, 5.0]), low=0.4, high=0.9,
+                           strength=0.9)
+    np.testing.assert_allclose(weights, [0.0, 0.0, 0.45, 0.9, 0.9])
+    with pytest.raises(ValueError, match="low < high"):
+        guard_weight(np.zeros(3), low=1.0, high=0.5)
+    with pytest.raises(ValueError, match="strength"):
+        guard_weight(np.zeros(3), strength=1.5)
+
+
+def test_guard_is_a_convex_blend_and_leaves_smooth_scenes_alone():
+    rng = np.random.default_rng(2)
+    jt = np.round(rng.uniform(0.2, 0.6, (48, 48)) * 64) / 64  # scattered levels
+    restored = np.clip(jt + rng.uniform(-0.5, 0.5, jt.shape) / 64, 0, 1)
+    guarded = texture_guard(jt, restored, 1 / 64)
+    low = np.minimum(jt, restored) - 1e-7
+    high = np.maximum(jt, restored) + 1e-7
+    assert guarded.dtype == np.float32 and ((guarded >= low) & (guarded <= high)).all()
+    # strongly scattered: mostly Jt
+    assert np.abs(guarded - jt).mean() < 0.3 * np.abs(restored - jt).mean()
+    # a smooth scene: untouched
+    rows = np.mgrid[0:48, 0:48][0]
+    smooth = np.round((0.3 + 0.002 * rows) * 64) / 64
+    moved = smooth + 0.2 / 64
+    np.testing.assert_allclose(texture_guard(smooth, moved, 1 / 64), moved, atol=1e-7)
+
+
+def test_dequantize_guards_a_noisy_fluorescence_frame():
+    clean = _noisy_nuclei()
+    cap = nl.degrade(clean, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
+    quant = cap.quantization
+    guarded = nl.dequantize(cap.reexposed, quantization=quant, guard=True)
+    unguarded = nl.dequantize(cap.reexposed, quantization=quant)  # off by default
+    assert guarded.dtype == np.float32
+    # the guard lifts the result toward Jt where the scene is noise
+    assert psnr(clean, guarded) > psnr(clean, unguarded) + 0.2
+    assert psnr(clean, guarded) >= psnr(clean, cap.reexposed) - 0.05
+    # still inside the (noise-widened) intervals: consistent with a 0.25-step allowance
+    # at least as often as the unguarded result
+    assert interval_consistency(guarded, quant, noise=0.25) >= \
+        interval_consistency(unguarded, quant, noise=0.25) - 1e-9
+    # strict projection: every reachable pixel still re-quantizes to its level
+    strict = nl.dequantize(cap.reexposed, quantization=quant, noise=0, guard=True)
+    assert (quant.is_consistent(strict) | ~quant.reachable).all()
+
+
+def test_guard_options():
+    clean = _noisy_nuclei(size=64)
+    cap = nl.degrade(clean, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
+    quant = cap.quantization
+    with pytest.raises(ValueError, match="projection"):
+        nl.dequantize(cap.reexposed, quantization=quant, project=False, guard=True)
+    with pytest.raises(ValueError, match="guard must be"):
+        nl.dequantize(cap.reexposed, quantization=quant, guard="yes")
+    # off by default: the same as guard=False
+    np.testing.assert_array_equal(nl.dequantize(cap.reexposed, quantization=quant),
+                                  nl.dequantize(cap.reexposed, quantization=quant, guard=False))
+    assert set(GUARD_DEFAULTS) == {"low", "high", "strength", "sigma"}
+
+
+def test_dask_input_gives_the_guarded_in_memory_result():
+    da = pytest.importorskip("dask.array")
+    clean = np.stack([_noisy_nuclei(0, 128), _noisy_nuclei(1, 128)])
+    cap = nl.degrade(clean, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=4)
+    quant = cap.quantization
+    eager = nl.dequantize(cap.reexposed, quantization=quant, noise=0.25, model="residual-v1",
+                          guard=True)
+    lazy = nl.dequantize(
+        da.from_array(cap.reexposed, chunks=(1, 64, 64)),
+        quantization=nl.Quantization(da.from_array(quant.levels, chunks=(1, 64, 64)),
+                                     k=quant.k, r=quant.r, bits=quant.bits),
+        noise=0.25, model="residual-v1", guard=True)
+    np.testing.assert_allclose(np.asarray(lazy), eager, atol=1e-5)
+    # the guard changed something here, so the halo mattered
+    assert not np.allclose(eager, nl.dequantize(cap.reexposed, quantization=quant, noise=0.25,
+                                                model="residual-v1"), atol=1e-4)
