@@ -63,6 +63,7 @@ from napari_lowlight.dequantizer.pairs import (
 )
 from napari_lowlight.dequantizer.inference import (
     PROJECTION_MARGIN,
+    guard_projected,
     judge_noise,
     refine_projected,
 )
@@ -172,7 +173,7 @@ def noise_allowance(setting: str, noise, raw, quant, axis) -> float:
     return setting_sigma(setting)
 
 
-def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
+def evaluate_one(setting, name, image, models, device, noise=0.0, guard=False) -> dict:
     axis = -1 if image.ndim == 3 else None
     reference, jt, quant = capture(setting, image, axis)
     classic = smooth_project(jt, quant, channel_axis=axis)
@@ -208,6 +209,13 @@ def evaluate_one(setting, name, image, models, device, noise=0.0) -> dict:
         row[f"consistency2s_{label}"] = interval_consistency(raw, quant,
                                                             noise=2 * setting_sigma(setting))
         row[f"noise_{label}"] = allowance
+        if guard:  # the texture guard on this row's output: dequantize(..., guard=True)
+            guarded = guard_projected(np.asarray(jt), projected, quant, noise=allowance,
+                                      channel_axis=axis)
+            row[f"psnr_{label}+guard"] = psnr(reference, guarded)
+            row[f"ssim_{label}+guard"] = ssim(reference, guarded, channel_axis=axis)
+            for key in ("consistency", "consistency2s", "noise"):
+                row[f"{key}_{label}+guard"] = row[f"{key}_{label}"]
     return row
 
 
@@ -284,6 +292,9 @@ def main():
                         "(judged from the output, dequantize's default; the default here too)")
     parser.add_argument("--no-refiner", action="store_true",
                         help="leave out the NAME+refiner rows")
+    parser.add_argument("--guard", action="store_true",
+                        help="also report every model's output through the texture guard "
+                        "(NAME+guard rows: dequantize(..., guard=True))")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
     args = parser.parse_args()
@@ -292,6 +303,8 @@ def main():
 
     models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)
+    if args.guard:
+        labels = [name for label in labels for name in (label, f"{label}+guard")]
     found = find_validation_images(args.data)
     if args.limit is not None:
         found = dict(list(found.items())[:args.limit])
@@ -320,7 +333,8 @@ def main():
         for setting in args.settings:
             tick = time.perf_counter()
             try:
-                row = evaluate_one(setting, name, image, models, args.device, args.noise)
+                row = evaluate_one(setting, name, image, models, args.device, args.noise,
+                                   guard=args.guard)
             except ValueError as exc:  # e.g. LAIC on a capture that came out all black
                 note(f"note: {setting} / {name} skipped: {exc}")
                 continue
