@@ -33,6 +33,7 @@ def test_enhance_widget_brightens_a_dim_12bit_frame(make_napari_viewer, qtbot, e
     original = frame.copy()
     layer = viewer.add_image(frame, name="camera")
     widget = EnhanceWidget(viewer)
+    assert widget.model.value == "default"  # what enhance() uses, with its refiner
     widget.preset.value = "microscope-12bit"
     assert widget.bits.value == "12" and widget.shading.value == 0.0
     widget.black_level.value = 100

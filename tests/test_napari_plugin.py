@@ -390,3 +390,36 @@ def test_dequantize_widget_reads_integer_counts_by_the_bits_field(make_napari_vi
     # strict projection: every pixel stays within its count's interval of 1/4095
     assert np.abs(out.data - counts / 4095).max() <= 0.5 / 4095 + 1e-6
 
+
+
+def test_dequantize_widget_guard_gives_dequantize_guard(make_napari_viewer, qtbot, errors):
+    import napari_lowlight as nl
+    from napari_lowlight.plugin._dequantize_widget import DequantizeWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:64, 0:64]
+    clean = 0.2 + 0.5 * np.exp(-((rows - 30) ** 2 + (cols - 34) ** 2) / 300.0)
+    noisy = np.clip(clean + 0.04 * np.sqrt(clean) * rng.standard_normal(clean.shape), 0, 1)
+    capture = nl.degrade(noisy, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=2)
+    viewer.add_image(capture.reexposed, name="noisy",
+                     metadata={"quantization": capture.quantization})
+    widget = DequantizeWidget(viewer)
+    widget.device.value = "cpu"
+    assert widget.guard.value is False  # off by default, as in dequantize
+    # the model box starts at dequantize's default (the registry lists older models first)
+    assert widget.model.value == "default" and widget.model.choices[0] == "default"
+    widget.guard.value = True
+    widget.run()
+    wait_for_job(qtbot, widget, timeout=60000)
+    assert errors == []
+    out = viewer.layers["dequantized"]
+    assert out.metadata["napari_lowlight"]["guard"] is True
+    used = out.metadata["napari_lowlight"]  # the widget's model and noise fields
+    assert used["model"] == "default"
+    options = {"model": used["model"], "noise": used["noise"], "device": "cpu"}
+    expected = nl.dequantize(capture.reexposed, quantization=capture.quantization,
+                             guard=True, **options)
+    np.testing.assert_allclose(out.data, expected, atol=1e-6)
+    assert not np.allclose(out.data, nl.dequantize(
+        capture.reexposed, quantization=capture.quantization, **options), atol=1e-4)

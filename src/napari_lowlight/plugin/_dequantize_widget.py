@@ -31,14 +31,18 @@ def model_names() -> list[str]:
     Returns
     -------
     list of str
-        In :func:`napari_lowlight.dequantizer.weights.available_models`' order; just
+        ``"default"`` first (a combo box starts at its first choice, and ``dequantize``'s
+        default is the model the box should start at), then the others in
+        :func:`napari_lowlight.dequantizer.weights.available_models`' order; just
         ``["default"]`` when none is found, so that the box is never empty.
     """
     # imported here, not at the top: the weights module pulls in torch, and importing this
     # module (napari does, to list the plugin's widgets) must stay light
+    from ..dequantizer.inference import DEFAULT_MODEL
     from ..dequantizer.weights import available_models
 
-    return list(available_models()) or ["default"]
+    names = list(available_models())
+    return [DEFAULT_MODEL] + [name for name in names if name != DEFAULT_MODEL]
 
 
 class DequantizeWidget(StepWidget):
@@ -74,6 +78,14 @@ class DequantizeWidget(StepWidget):
                                "smoothings of it and the input, as the model's refiner "
                                "learned (the default model ships one; stays inside the "
                                "intervals; needs the option above)")
+        self.guard = CheckBox(text="guard noisy frames (back toward the levels)",
+                              value=parameter_default(dequantize, "guard"),
+                              tooltip="Where the image itself scatters by a level or more "
+                              "from pixel to pixel (a shot-noise-limited fluorescence "
+                              "frame), blend the result back toward the plain re-exposure: "
+                              "there the network alone can end up below it. Costs about "
+                              "1 dB on photographs, so off by default; needs the "
+                              "intervals option above")
         self.judge_noise, self.noise = noise_fields()
         # without metadata the capture is taken to be degrade()'s default (the paper's
         # global low light) until the user says otherwise
@@ -91,7 +103,8 @@ class DequantizeWidget(StepWidget):
                             tooltip="Bit depth of the capture; used only when the layer has "
                             "no quantization")
         super().__init__(viewer, [self.model, self.device, self.tile, self.project,
-                                  self.refine, self.judge_noise, self.noise, self.inverse_k, self.r, self.bits])
+                                  self.refine, self.guard, self.judge_noise, self.noise,
+                                  self.inverse_k, self.r, self.bits])
         self.image.changed.connect(self._show_needed_fields)
         self._show_needed_fields()
 
@@ -112,6 +125,8 @@ class DequantizeWidget(StepWidget):
         return {"model": self.model.value, "device": device,
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
                 "refine": "auto" if self.refine.value else False,
+                # the guard blends inside the intervals: without them it has nothing to keep
+                "guard": bool(self.guard.value) and bool(self.project.value),
                 "noise": noise_option(self.judge_noise, self.noise),
                 "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
                 "bits": int(self.bits.value)}
@@ -129,7 +144,7 @@ class DequantizeWidget(StepWidget):
                                           device=params["device"], tile=params["tile"],
                                           project=params["project"], channel_axis=channel_axis,
                                           progress=report, noise=params["noise"],
-                                          refine=params["refine"])
+                                          refine=params["refine"], guard=params["guard"])
         return restored, quantization
 
     def add_layers(self, source, result, params: dict) -> str:
