@@ -1,7 +1,8 @@
 """Choose the texture guard's settings (``dequantizer.guard``) on training images only.
 
-The guard (``dequantize(guard=True)``, off by default) blends the dequantizer's result toward the plain re-exposure ``Jt`` where the
-scene scatters by a step or more from pixel to pixel.  Its settings (``low``, ``high``,
+The guard (``dequantize(guard=True)``, off by default) blends the dequantizer's result
+toward the plain re-exposure ``Jt`` where the scene scatters by a step or more from pixel to
+pixel.  Its settings (``low``, ``high``,
 ``strength``) are chosen here on images the shipped networks were *trained* on - never on
 the validation images (``is_validation_image``) nor on the evaluation-only sources - so
 that the validation set still judges them:

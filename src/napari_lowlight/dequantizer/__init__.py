@@ -78,8 +78,8 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
         intervals.  True (needs ``project``) for frames whose own shot noise is a level or
         more per pixel: measured on noisy nuclei frames it lifts results that were 0.1-3.6
         dB below ``Jt`` to at or above it, but it costs about 1 dB on photographs, where
-        fine texture misleads it (docs/results.md, "Noisy frames and the texture guard").
-        False (default): off.
+        fine texture misleads it (docs/results.md, "Full resolution, noisy frames and the
+        texture guard").  False (default): off.
     progress : callable, optional
         ``progress(done, total)`` after each plane.
 

@@ -80,8 +80,8 @@ def texture_guard(values, restored, step, *, low: float = GUARD_DEFAULTS["low"],
     """``restored`` blended toward ``values`` (``Jt``) where the scene is pixel-scale noise.
 
     One (rows, cols) plane; :func:`~napari_lowlight.dequantize` applies it plane by plane
-    with ``guard=True`` (off by default: docs/results.md, "Noisy frames and the texture
-    guard").
+    with ``guard=True`` (off by default: docs/results.md, "Full resolution, noisy frames
+    and the texture guard").
 
     Parameters
     ----------

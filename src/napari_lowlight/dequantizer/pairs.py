@@ -21,8 +21,8 @@ from .._validation import check_int
 from ..dimming import smooth_random_field, vignette
 from ..formation import degrade
 
-__all__ = ["VALIDATION_IMAGES", "PairSettings", "add_reference_noise", "is_validation_image", "load_images",
-           "make_batch", "make_pair", "test_set_images"]
+__all__ = ["VALIDATION_IMAGES", "PairSettings", "add_reference_noise", "is_validation_image",
+           "load_images", "make_batch", "make_pair", "test_set_images"]
 
 #: Images never trained on: the validation set (photographs from the wallpaper packages,
 #: scikit-image and matplotlib/mahotas; microscopy from scikit-image and the packages of
