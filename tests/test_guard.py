@@ -112,3 +112,15 @@ def test_dask_input_gives_the_guarded_in_memory_result():
     # the guard changed something here, so the halo mattered
     assert not np.allclose(eager, nl.dequantize(cap.reexposed, quantization=quant, noise=0.25,
                                                 model="residual-v1"), atol=1e-4)
+
+
+def test_enhance_passes_the_guard_on():
+    clean = _noisy_nuclei(size=64)
+    dark = np.round(clean / 64 * 4095).astype(np.uint16)  # a dim 12-bit frame
+    guarded = nl.enhance(dark, bits=12, guard=True)
+    plain = nl.enhance(dark, bits=12)
+    compensated = nl.laic(dark, bits=12)
+    expected = nl.dequantize(compensated.enhanced, quantization=compensated.quantization,
+                             guard=True)
+    np.testing.assert_allclose(guarded, expected, atol=1e-6)
+    assert not np.allclose(guarded, plain, atol=1e-4)

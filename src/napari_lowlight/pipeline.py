@@ -77,7 +77,7 @@ def laic_then_dequantize(dark, *, channel_axis=None, dequantizer: str = "dequant
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,
-            preset=None, progress=None, noise="auto", **laic_options):
+            preset=None, progress=None, noise="auto", guard=False, **laic_options):
     """The paper's pipeline on a real dark image: LAIC, then the dequantizer.
 
     Parameters
@@ -86,9 +86,10 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
         The dark capture (float in [0, 1] or integer counts, e.g. a camera's uint16
         frame); gray, colour with ``channel_axis``, or a stack.  Not modified.
     channel_axis : int or None
-    model, device, tile, project, noise
+    model, device, tile, project, noise, guard
         Passed to :func:`napari_lowlight.dequantize` (``noise``: the capture's noise in
-        its levels, or "auto" to judge it from the network's output).
+        its levels, or "auto" to judge it from the network's output; ``guard``: the
+        texture guard for shot-noise-limited frames, off by default).
     preset : str or None
         Named LAIC settings (:data:`napari_lowlight.presets.PRESETS`: "photograph",
         "microscope-12bit", "microscope-16bit", "time-lapse"); explicit
@@ -108,4 +109,4 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
     options = preset_options(preset, **laic_options)
     return laic_then_dequantize(dark, channel_axis=channel_axis, laic_options=options,
                                 progress=progress, model=model, device=device, tile=tile,
-                                project=project, noise=noise)[1]
+                                project=project, noise=noise, guard=guard)[1]
