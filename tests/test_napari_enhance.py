@@ -73,6 +73,37 @@ def test_enhance_widget_time_lapse_uses_one_gain(make_napari_viewer, qtbot, erro
     np.testing.assert_array_equal(gain[0], gain[2])  # no flicker: one gain for the series
 
 
+def test_enhance_widget_guard_gives_enhance_guard(make_napari_viewer, qtbot, errors):
+    import napari_lowlight as nl
+    from napari_lowlight.plugin._enhance_widget import EnhanceWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:64, :64]
+    scene = 400 + 1500 * np.exp(-((yy - 30) ** 2 + (xx - 34) ** 2) / 300.0)
+    frame = np.clip(rng.poisson(scene) + 100, 0, 4095).astype(np.uint16)  # shot noise
+    viewer.add_image(frame, name="camera")
+    widget = EnhanceWidget(viewer)
+    assert widget.guard.value is False  # off by default, as in enhance()
+    widget.preset.value = "microscope-12bit"
+    widget.black_level.value = 100
+    widget.device.value = "cpu"
+    widget.guard.value = True
+    widget.run()
+    _wait(qtbot, widget)
+    assert errors == []
+    info = viewer.layers["restored"].metadata["napari_lowlight"]
+    assert info["guard"] is True
+    expected = nl.enhance(frame, preset="microscope-12bit", black_level=100, device="cpu",
+                          model=info["model"], noise=info["noise"], guard=True)
+    np.testing.assert_allclose(np.asarray(viewer.layers["restored"].data), expected,
+                               atol=1e-6)
+    # the frame's shot noise is tens of levels per pixel: the guard changed the result
+    assert not np.allclose(expected, nl.enhance(
+        frame, preset="microscope-12bit", black_level=100, device="cpu", model=info["model"],
+        noise=info["noise"]), atol=1e-4)
+
+
 def test_enhance_widget_reports_bad_settings(make_napari_viewer, qtbot, errors):
     from napari_lowlight.plugin._enhance_widget import EnhanceWidget
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox
+from magicgui.widgets import CheckBox, ComboBox
 
 from .._lazy import is_lazy
 from .._validation import parameter_default
@@ -59,9 +59,17 @@ class EnhanceWidget(StepWidget):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"],
                                value=parameter_default(dequantize, "device"),
                                tooltip="auto uses a CUDA GPU when there is one")
+        self.guard = CheckBox(text="guard noisy frames (back toward the levels)",
+                              value=parameter_default(dequantize, "guard"),
+                              tooltip="Where the frame itself scatters by a level or more "
+                              "from pixel to pixel (shot-noise-limited fluorescence), blend "
+                              "the result back toward LAIC's output: there the network "
+                              "alone can end up below it. Costs about 1 dB on "
+                              "photographs, so off by default")
         self.judge_noise, self.noise = noise_fields()
         super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
-                                  self.model, self.device, self.judge_noise, self.noise])
+                                  self.model, self.device, self.guard, self.judge_noise,
+                                  self.noise])
         self.preset.changed.connect(self._apply_preset)
         self._apply_preset()
 
@@ -83,7 +91,8 @@ class EnhanceWidget(StepWidget):
         if camera["black_level"] is not None:
             options["black_level"] = camera["black_level"]
         return {"preset": self.preset.value, "laic": options, "model": self.model.value,
-                "device": device, "noise": noise_option(self.judge_noise, self.noise)}
+                "device": device, "noise": noise_option(self.judge_noise, self.noise),
+                "guard": bool(self.guard.value)}
 
     def compute(self, data, channel_axis, params, report):
         options = dict(params["laic"])
@@ -93,13 +102,15 @@ class EnhanceWidget(StepWidget):
         # LAIC's planes as the first half of the progress, the network's as the second
         return laic_then_dequantize(data, channel_axis=channel_axis, laic_options=options,
                                     progress=report, model=params["model"],
-                                    device=params["device"], noise=params["noise"])
+                                    device=params["device"], noise=params["noise"],
+                                    guard=params["guard"])
 
     def add_layers(self, source, result, params: dict) -> str:
         compensated, restored = result
         intensity = compensated.intensity.as_dict() if compensated.intensity else {}
         info = {"step": "enhance", "source_layer": source.name, "preset": params["preset"],
                 **params["laic"], "model": params["model"], "noise": params["noise"],
+                "guard": params["guard"],
                 "intensity": intensity,
                 "method_used": compensated.method, "rank_preserved": compensated.rank_preserved}
         common = derived_layer_kwargs(source)
