@@ -72,6 +72,17 @@ def noise_fields() -> tuple[CheckBox, FloatSpinBox]:
     return judge, level
 
 
+def guard_field(note: str = "") -> CheckBox:
+    """The texture guard's box (``dequantize(guard=...)``), starting at its default (off);
+    ``note`` ends the tooltip (what the box needs in its widget)."""
+    return CheckBox(text="guard noisy frames (back toward the levels)",
+                    value=parameter_default(dequantize, "guard"),
+                    tooltip="Where the frame itself scatters by a level or more from pixel "
+                    "to pixel (shot-noise-limited fluorescence), blend the result back "
+                    "toward the plain levels: there the network alone can end up below them. "
+                    "Costs about 1 dB on photographs, so off by default" + note)
+
+
 def noise_option(judge: CheckBox, level: FloatSpinBox):
     """``"auto"`` or the given number of levels, for ``dequantize(noise=)``."""
     return "auto" if judge.value else float(level.value)

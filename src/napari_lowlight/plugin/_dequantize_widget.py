@@ -13,7 +13,7 @@ from ..dequantizer import dequantize
 from ..formation import degrade
 from ..intensity import to_intensity
 from ..quantization import Quantization, implied_quantization
-from ._camera_fields import noise_fields, noise_option
+from ._camera_fields import guard_field, noise_fields, noise_option
 from ._layers import derived_layer_kwargs, layer_quantization
 from ._step_widget import StepWidget
 
@@ -78,14 +78,7 @@ class DequantizeWidget(StepWidget):
                                "smoothings of it and the input, as the model's refiner "
                                "learned (the default model ships one; stays inside the "
                                "intervals; needs the option above)")
-        self.guard = CheckBox(text="guard noisy frames (back toward the levels)",
-                              value=parameter_default(dequantize, "guard"),
-                              tooltip="Where the image itself scatters by a level or more "
-                              "from pixel to pixel (a shot-noise-limited fluorescence "
-                              "frame), blend the result back toward the plain re-exposure: "
-                              "there the network alone can end up below it. Costs about "
-                              "1 dB on photographs, so off by default; needs the "
-                              "intervals option above")
+        self.guard = guard_field("; needs the intervals option above")
         self.judge_noise, self.noise = noise_fields()
         # without metadata the capture is taken to be degrade()'s default (the paper's
         # global low light) until the user says otherwise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox
+from magicgui.widgets import ComboBox
 
 from .._lazy import is_lazy
 from .._validation import parameter_default
@@ -16,6 +16,7 @@ from ._camera_fields import (
     bits_field,
     black_level_field,
     camera_options,
+    guard_field,
     noise_fields,
     noise_option,
     shading_field,
@@ -59,13 +60,7 @@ class EnhanceWidget(StepWidget):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"],
                                value=parameter_default(dequantize, "device"),
                                tooltip="auto uses a CUDA GPU when there is one")
-        self.guard = CheckBox(text="guard noisy frames (back toward the levels)",
-                              value=parameter_default(dequantize, "guard"),
-                              tooltip="Where the frame itself scatters by a level or more "
-                              "from pixel to pixel (shot-noise-limited fluorescence), blend "
-                              "the result back toward LAIC's output: there the network "
-                              "alone can end up below it. Costs about 1 dB on "
-                              "photographs, so off by default")
+        self.guard = guard_field()
         self.judge_noise, self.noise = noise_fields()
         super().__init__(viewer, [self.preset, self.bits, self.black_level, self.shading,
                                   self.model, self.device, self.guard, self.judge_noise,
