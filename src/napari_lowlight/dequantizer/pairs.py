@@ -22,7 +22,7 @@ from ..dimming import smooth_random_field, vignette
 from ..formation import degrade
 
 __all__ = ["VALIDATION_IMAGES", "PairSettings", "add_reference_noise", "is_validation_image",
-           "load_images", "make_batch", "make_pair", "test_set_images"]
+           "load_images", "make_batch", "make_pair", "over_black", "test_set_images"]
 
 #: Images never trained on: the validation set (photographs from the wallpaper packages,
 #: scikit-image and matplotlib/mahotas; microscopy from scikit-image and the packages of
@@ -96,15 +96,40 @@ class PairSettings:
                                  f"{getattr(self, name)!r}")
 
 
+def over_black(light: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``light`` composited over black by its unassociated ``alpha`` (same dtype), or
+    ``light`` itself without alpha.
+
+    Some wallpapers keep their whole design in the alpha channel over constant colour
+    (MATE's Silk, Spring, Waves, Stripes): without alpha they are blank white, and as
+    training images they taught nothing.  Over black they are what a dark desktop shows.
+    """
+    if alpha is None:
+        return light
+    alpha = np.asarray(alpha)
+    if light.ndim == alpha.ndim + 1:
+        alpha = alpha[..., None]
+    if alpha.dtype.kind in "ui" and light.dtype.kind in "ui":
+        # integer arithmetic, rounded to nearest: no float copy of a 4K wallpaper
+        full = int(np.iinfo(alpha.dtype).max)
+        blended = (light.astype(np.uint32) * alpha.astype(np.uint32) + full // 2) // full
+        return blended.astype(light.dtype)
+    weight = (np.clip(alpha, 0.0, 1.0) if alpha.dtype.kind == "f"
+              else alpha / float(np.iinfo(alpha.dtype).max))
+    blended = light * weight
+    return (np.rint(blended) if light.dtype.kind in "ui" else blended).astype(light.dtype)
+
+
 def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
     """Every PNG/JPEG/TIFF in ``folders`` and their subfolders, in its stored dtype.
 
     Integer images stay integers (a 4K wallpaper is 25 MB as uint8, 100 MB as
     float32); each crop is scaled to [0, 1] when a pair is made.  Colour images keep
-    their channels (a channel is picked per pair); images smaller than ``min_side``
-    are skipped.
+    their channels (a channel is picked per pair); an image with an alpha channel is
+    composited over black (:func:`over_black`); images smaller than ``min_side`` are
+    skipped.
     """
-    from ..io import drop_alpha, list_image_files, read_image
+    from ..io import list_image_files, load_image
 
     images = {}
     for folder in folders:
@@ -114,9 +139,10 @@ def load_images(folders, *, min_side: int = 64) -> dict[str, np.ndarray]:
         files = [folder] if folder.is_file() else list_image_files(folder, recursive=True)
         for path in files:
             try:
-                array = drop_alpha(read_image(path))
+                loaded = load_image(path)
             except ValueError:
                 continue  # not an image after all (or corrupt): skip, do not stop training
+            array = over_black(loaded.image, loaded.alpha)
             if array.ndim not in (2, 3) or min(array.shape[:2]) < min_side:
                 continue
             if array.dtype.kind == "f":
