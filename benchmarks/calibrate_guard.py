@@ -18,7 +18,7 @@ the judged noise, refiner), then guarded with every grid point.  The rule: the l
 gain over ``Jt`` among the grid points that leave no image-setting more than 0.05 dB below
 ``Jt``.
 
-Run:  .venv/bin/python benchmarks/calibrate_guard.py [--threads 2]   (about 5 minutes on
+Run:  .venv/bin/python benchmarks/calibrate_guard.py [--threads 2] [--model NAME]   (about 5 minutes on
 2 cores)
 """
 
@@ -56,7 +56,7 @@ GRID = {"low": (0.3, 0.4, 0.5), "high_minus_low": (0.3, 0.5, 0.7), "strength": (
 TOLERANCE_DB = 0.05
 
 
-def restored_cases():
+def restored_cases(model: str = "default"):
     """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting."""
     for path in TRAINING_IMAGES:
         if is_validation_image(str(path)):
@@ -71,7 +71,7 @@ def restored_cases():
             image = prepare(array, 512, crop=crop)
             for setting in SETTINGS:
                 reference, jt, quant = capture(setting, image, None)
-                result = nl.dequantize(jt, quantization=quant, guard=False)
+                result = nl.dequantize(jt, quantization=quant, model=model, guard=False)
                 yield (f"{path.name} {'crop' if crop else 'shrunk'} {setting}", reference,
                        np.asarray(jt, dtype=np.float64), quant.interval_width, result)
 
@@ -79,10 +79,12 @@ def restored_cases():
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="default",
+                        help="registered model (with its refiner) to guard; default: default")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    cases = list(restored_cases())
+    cases = list(restored_cases(args.model))
     points = [(low, low + width, strength) for low, width, strength in itertools.product(
         GRID["low"], GRID["high_minus_low"], GRID["strength"])]
     gains = {None: [psnr(ref, out) - psnr(ref, jt) for _, ref, jt, _, out in cases]}
@@ -91,7 +93,8 @@ def main() -> int:
             psnr(ref, texture_guard(jt, out, step, low=low, high=high, strength=strength))
             - psnr(ref, jt) for _, ref, jt, step, out in cases]
     print(f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); "
-          f"{len(cases)} image-settings of {len(TRAINING_IMAGES)} training images; "
+          f"model {args.model}; {len(cases)} image-settings of {len(TRAINING_IMAGES)} training "
+          f"images; "
           f"{time.perf_counter() - started:.0f} s\n")
     print("| low | high | strength | mean dB over Jt | worst | below Jt by > 0.05 dB |")
     print("|---|---|---|---|---|---|")
