@@ -58,6 +58,10 @@ def main(argv=None) -> int:
                         "capture is simulated (PairSettings.reference_noise_probability), "
                         "so that targets carry real pixel-scale noise; default: the "
                         "model's own pair settings")
+    parser.add_argument("--texture-sigma", type=float, default=None, metavar="PX",
+                        help="give the refiner the capture's local texture too, averaged over "
+                        "a Gaussian window of PX pixels (Refiner(texture_sigma=...)); "
+                        "default: no texture input")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -90,6 +94,7 @@ def main(argv=None) -> int:
     refiner = train_refiner(
         candidates, steps, targets, iterations=args.iterations, seed=args.seed,
         width=args.width, input_sigmas=tuple(args.input_sigmas),
+        texture_sigma=args.texture_sigma,
         progress=lambda it, gain: print(f"iteration {it}: running gain {gain:+.3f} dB",
                                         flush=True))
     trained = time.time() - started - made
@@ -98,6 +103,7 @@ def main(argv=None) -> int:
             "pack": os.path.basename(args.pack), "training_crops": len(images),
             "seconds": round(made + trained, 1), "sigmas": list(refiner.sigmas),
             "input_sigmas": list(refiner.input_sigmas), "width": refiner.width,
+            "texture_sigma": refiner.texture_sigma,
             "reference_noise_probability": settings.reference_noise_probability}
     sha = save_refiner(refiner, folder / file, extra=card)
     entry["refiner"] = {"file": file, "sha256": sha, **card}
