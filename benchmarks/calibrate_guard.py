@@ -1,9 +1,9 @@
 """Choose the texture guard's settings (``dequantizer.guard``) on training images only.
 
-The guard (``dequantize(guard=True)``, off by default) blends the dequantizer's result
-toward the plain re-exposure ``Jt`` where the scene scatters by a step or more from pixel to
-pixel.  Its settings (``low``, ``high``,
-``strength``) are chosen here on images the shipped networks were *trained* on - never on
+The guard (``dequantize(guard=True)``; by default on for captures of 12 bits and more)
+blends the dequantizer's result toward the plain re-exposure ``Jt`` where the scene scatters
+by a step or more from pixel to pixel.  Its settings (``low``, ``high``, ``strength``) are
+chosen here on images the shipped networks were *trained* on - never on
 the validation images (``is_validation_image``) nor on the evaluation-only sources - so
 that the validation set still judges them:
 
@@ -18,8 +18,8 @@ the judged noise, refiner), then guarded with every grid point.  The rule: the l
 gain over ``Jt`` among the grid points that leave no image-setting more than 0.05 dB below
 ``Jt``.
 
-Run:  .venv/bin/python benchmarks/calibrate_guard.py [--threads 2] [--model NAME]   (about 5 minutes on
-2 cores)
+Run:  .venv/bin/python benchmarks/calibrate_guard.py [--threads 2] [--model NAME]
+      [--no-refine]   (about 5 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ GRID = {"low": (0.3, 0.4, 0.5), "high_minus_low": (0.3, 0.5, 0.7), "strength": (
 TOLERANCE_DB = 0.05
 
 
-def restored_cases(model: str = "default"):
+def restored_cases(model: str = "default", refine="auto"):
     """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting."""
     for path in TRAINING_IMAGES:
         if is_validation_image(str(path)):
@@ -71,7 +71,8 @@ def restored_cases(model: str = "default"):
             image = prepare(array, 512, crop=crop)
             for setting in SETTINGS:
                 reference, jt, quant = capture(setting, image, None)
-                result = nl.dequantize(jt, quantization=quant, model=model, guard=False)
+                result = nl.dequantize(jt, quantization=quant, model=model, refine=refine,
+                                      guard=False)
                 yield (f"{path.name} {'crop' if crop else 'shrunk'} {setting}", reference,
                        np.asarray(jt, dtype=np.float64), quant.interval_width, result)
 
@@ -81,10 +82,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="default",
                         help="registered model (with its refiner) to guard; default: default")
+    parser.add_argument("--no-refine", dest="refine", action="store_const", const=False,
+                        default="auto", help="the model's projected output without its refiner")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    cases = list(restored_cases(args.model))
+    cases = list(restored_cases(args.model, args.refine))
     points = [(low, low + width, strength) for low, width, strength in itertools.product(
         GRID["low"], GRID["high_minus_low"], GRID["strength"])]
     gains = {None: [psnr(ref, out) - psnr(ref, jt) for _, ref, jt, _, out in cases]}
@@ -93,7 +96,8 @@ def main() -> int:
             psnr(ref, texture_guard(jt, out, step, low=low, high=high, strength=strength))
             - psnr(ref, jt) for _, ref, jt, step, out in cases]
     print(f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); "
-          f"model {args.model}; {len(cases)} image-settings of {len(TRAINING_IMAGES)} training "
+          f"model {args.model}{'' if args.refine else ' without its refiner'}; "
+          f"{len(cases)} image-settings of {len(TRAINING_IMAGES)} training "
           f"images; "
           f"{time.perf_counter() - started:.0f} s\n")
     print("| low | high | strength | mean dB over Jt | worst | below Jt by > 0.05 dB |")

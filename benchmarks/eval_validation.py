@@ -67,6 +67,7 @@ from napari_lowlight.dequantizer.inference import (
     judge_noise,
     refine_projected,
 )
+from napari_lowlight.dequantizer.guard import guard_applies
 from napari_lowlight.dequantizer.refiner import refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import interval_consistency, psnr, ssim
@@ -173,7 +174,11 @@ def noise_allowance(setting: str, noise, raw, quant, axis) -> float:
     return setting_sigma(setting)
 
 
-def evaluate_one(setting, name, image, models, device, noise=0.0, guard=False) -> dict:
+#: ``--guard`` mode -> the suffix of its rows' labels
+GUARD_SUFFIX = {"on": "+guard", "auto": "+auto-guard"}
+
+
+def evaluate_one(setting, name, image, models, device, noise=0.0, guard=None) -> dict:
     axis = -1 if image.ndim == 3 else None
     reference, jt, quant = capture(setting, image, axis)
     classic = smooth_project(jt, quant, channel_axis=axis)
@@ -209,13 +214,17 @@ def evaluate_one(setting, name, image, models, device, noise=0.0, guard=False) -
         row[f"consistency2s_{label}"] = interval_consistency(raw, quant,
                                                             noise=2 * setting_sigma(setting))
         row[f"noise_{label}"] = allowance
-        if guard:  # the texture guard on this row's output: dequantize(..., guard=True)
+        if guard:
+            # the texture guard on this row's output: dequantize(..., guard=True); "auto":
+            # only where dequantize's default guards (captures of 12 bits and more)
+            applies = guard_applies(guard if guard == "auto" else True, quant.bits)
             guarded = guard_projected(np.asarray(jt), projected, quant, noise=allowance,
-                                      channel_axis=axis)
-            row[f"psnr_{label}+guard"] = psnr(reference, guarded)
-            row[f"ssim_{label}+guard"] = ssim(reference, guarded, channel_axis=axis)
+                                      channel_axis=axis) if applies else projected
+            suffix = GUARD_SUFFIX[guard]
+            row[f"psnr_{label}{suffix}"] = psnr(reference, guarded)
+            row[f"ssim_{label}{suffix}"] = ssim(reference, guarded, channel_axis=axis)
             for key in ("consistency", "consistency2s", "noise"):
-                row[f"{key}_{label}+guard"] = row[f"{key}_{label}"]
+                row[f"{key}_{label}{suffix}"] = row[f"{key}_{label}"]
     return row
 
 
@@ -292,9 +301,12 @@ def main():
                         "(judged from the output, dequantize's default; the default here too)")
     parser.add_argument("--no-refiner", action="store_true",
                         help="leave out the NAME+refiner rows")
-    parser.add_argument("--guard", action="store_true",
-                        help="also report every model's output through the texture guard "
-                        "(NAME+guard rows: dequantize(..., guard=True))")
+    parser.add_argument("--guard", nargs="?", const="on", choices=list(GUARD_SUFFIX),
+                        default=None,
+                        help="also report every model's output through the texture guard: "
+                        "'on' (the default when given bare; NAME+guard rows: "
+                        "dequantize(..., guard=True)) or 'auto' (NAME+auto-guard rows: "
+                        "guarded where dequantize's default guards, 12 bits and more)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     parser.add_argument("--csv", type=Path, default=None, help="per-image rows as CSV")
     args = parser.parse_args()
@@ -304,7 +316,8 @@ def main():
     models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)
     if args.guard:
-        labels = [name for label in labels for name in (label, f"{label}+guard")]
+        labels = [name for label in labels
+                  for name in (label, f"{label}{GUARD_SUFFIX[args.guard]}")]
     found = find_validation_images(args.data)
     if args.limit is not None:
         found = dict(list(found.items())[:args.limit])
@@ -320,7 +333,8 @@ def main():
 
     header = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads, "
               f"{args.device}), models {', '.join(args.models)}, projection noise "
-              f"allowance {args.noise} (margin {PROJECTION_MARGIN})",
+              f"allowance {args.noise} (margin {PROJECTION_MARGIN})"
+              + (f", texture guard rows: {args.guard}" if args.guard else ""),
               "",
               f"{len(images)} validation images, "
               + (f"central {args.max_size}-px squares at full resolution: " if args.crop

@@ -90,13 +90,18 @@ def test_dequantize_guard_option_is_dequantize_guard_true(tmp_path):
     source = tmp_path / "capture.tif"
     counts = _camera_frame(source, black=0, peak=4000)  # scatters by many levels per pixel
     guarded, default = tmp_path / "guarded.tif", tmp_path / "default.tif"
+    unguarded = tmp_path / "unguarded.tif"
     assert main(["dequantize", str(source), str(guarded), "--bits", "12", "--guard"]) == 0
     assert main(["dequantize", str(source), str(default), "--bits", "12"]) == 0
+    assert main(["dequantize", str(source), str(unguarded), "--bits", "12", "--no-guard"]) == 0
     image, _, info = read_quantized_tiff(guarded)
-    assert info["guard"] is True and read_quantized_tiff(default)[2]["guard"] is False
+    assert info["guard"] is True and read_quantized_tiff(default)[2]["guard"] == "auto"
+    assert read_quantized_tiff(unguarded)[2]["guard"] is False
+    # 12 bits: "auto" (the default) is the guarded result
+    np.testing.assert_allclose(read_quantized_tiff(default)[0], image, atol=1e-6)
     quantization = Quantization(counts.astype(np.int64), k=1.0, r=1.0, bits=12)
     expected = nl.dequantize(counts / 4095, quantization=quantization, guard=True)
     np.testing.assert_allclose(image, expected, atol=1e-6)
     # pulled toward the plain levels, which this noise-dominated frame's pixels are
     plain = counts / 4095
-    assert np.abs(image - plain).mean() < np.abs(read_quantized_tiff(default)[0] - plain).mean()
+    assert np.abs(image - plain).mean() < np.abs(read_quantized_tiff(unguarded)[0] - plain).mean()

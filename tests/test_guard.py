@@ -5,7 +5,9 @@ import pytest
 
 import napari_lowlight as nl
 from napari_lowlight.dequantizer.guard import (
+    GUARD_AUTO_BITS,
     GUARD_DEFAULTS,
+    guard_applies,
     guard_weight,
     pixel_texture,
     texture_guard,
@@ -68,7 +70,7 @@ def test_dequantize_guards_a_noisy_fluorescence_frame():
     cap = nl.degrade(clean, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
     quant = cap.quantization
     guarded = nl.dequantize(cap.reexposed, quantization=quant, guard=True)
-    unguarded = nl.dequantize(cap.reexposed, quantization=quant)  # off by default
+    unguarded = nl.dequantize(cap.reexposed, quantization=quant, guard=False)
     assert guarded.dtype == np.float32
     # the guard lifts the result toward Jt where the scene is noise
     assert psnr(clean, guarded) > psnr(clean, unguarded) + 0.2
@@ -90,9 +92,12 @@ def test_guard_options():
         nl.dequantize(cap.reexposed, quantization=quant, project=False, guard=True)
     with pytest.raises(ValueError, match="guard must be"):
         nl.dequantize(cap.reexposed, quantization=quant, guard="yes")
-    # off by default: the same as guard=False
+    # "auto" (the default) guards 12-bit captures, and nothing unprojected
     np.testing.assert_array_equal(nl.dequantize(cap.reexposed, quantization=quant),
-                                  nl.dequantize(cap.reexposed, quantization=quant, guard=False))
+                                  nl.dequantize(cap.reexposed, quantization=quant, guard=True))
+    np.testing.assert_array_equal(
+        nl.dequantize(cap.reexposed, quantization=quant, project=False),
+        nl.dequantize(cap.reexposed, quantization=quant, project=False, guard=False))
     assert set(GUARD_DEFAULTS) == {"low", "high", "strength", "sigma"}
 
 
@@ -111,16 +116,36 @@ def test_dask_input_gives_the_guarded_in_memory_result():
     np.testing.assert_allclose(np.asarray(lazy), eager, atol=1e-5)
     # the guard changed something here, so the halo mattered
     assert not np.allclose(eager, nl.dequantize(cap.reexposed, quantization=quant, noise=0.25,
-                                                model="residual-v1"), atol=1e-4)
+                                                model="residual-v1", guard=False), atol=1e-4)
 
 
 def test_enhance_passes_the_guard_on():
     clean = _noisy_nuclei(size=64)
     dark = np.round(clean / 64 * 4095).astype(np.uint16)  # a dim 12-bit frame
     guarded = nl.enhance(dark, bits=12, guard=True)
-    plain = nl.enhance(dark, bits=12)
+    plain = nl.enhance(dark, bits=12, guard=False)
     compensated = nl.laic(dark, bits=12)
     expected = nl.dequantize(compensated.enhanced, quantization=compensated.quantization,
                              guard=True)
     np.testing.assert_allclose(guarded, expected, atol=1e-6)
     assert not np.allclose(guarded, plain, atol=1e-4)
+
+
+def test_auto_guards_captures_of_twelve_bits_and_more_only():
+    assert GUARD_AUTO_BITS == 12
+    assert [guard_applies("auto", bits) for bits in (8, 10, 12, 14, 16)] == \
+        [False, False, True, True, True]
+    assert not guard_applies("auto", 16, project=False)  # nothing to blend inside
+    assert not guard_applies("auto", None)  # no quantization known
+    assert guard_applies(True, 8) and not guard_applies(False, 16)
+    assert not guard_applies(None, 16)
+    with pytest.raises(ValueError, match="projection"):
+        guard_applies(True, 8, project=False)
+    # an 8-bit capture of the same noisy frame: "auto" leaves it unguarded
+    cap = nl.degrade(_noisy_nuclei(size=64), k=1 / 4, r=1.0, sigma=0.25, bits=8, seed=3)
+    quant = cap.quantization
+    auto = nl.dequantize(cap.reexposed, quantization=quant)
+    np.testing.assert_array_equal(auto, nl.dequantize(cap.reexposed, quantization=quant,
+                                                      guard=False))
+    assert not np.allclose(auto, nl.dequantize(cap.reexposed, quantization=quant, guard=True),
+                           atol=1e-4)

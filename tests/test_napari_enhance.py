@@ -84,24 +84,26 @@ def test_enhance_widget_guard_gives_enhance_guard(make_napari_viewer, qtbot, err
     frame = np.clip(rng.poisson(scene) + 100, 0, 4095).astype(np.uint16)  # shot noise
     viewer.add_image(frame, name="camera")
     widget = EnhanceWidget(viewer)
-    assert widget.guard.value is False  # off by default, as in enhance()
+    assert widget.guard.value == "auto"  # as in enhance(): on for 12 bits and more
     widget.preset.value = "microscope-12bit"
     widget.black_level.value = 100
     widget.device.value = "cpu"
-    widget.guard.value = True
+    widget.guard.value = False
     widget.run()
     _wait(qtbot, widget)
     assert errors == []
     info = viewer.layers["restored"].metadata["napari_lowlight"]
-    assert info["guard"] is True
-    expected = nl.enhance(frame, preset="microscope-12bit", black_level=100, device="cpu",
-                          model=info["model"], noise=info["noise"], guard=True)
+    assert info["guard"] is False
+    options = {"preset": "microscope-12bit", "black_level": 100, "device": "cpu",
+               "model": info["model"], "noise": info["noise"]}
+    expected = nl.enhance(frame, guard=False, **options)
     np.testing.assert_allclose(np.asarray(viewer.layers["restored"].data), expected,
                                atol=1e-6)
-    # the frame's shot noise is tens of levels per pixel: the guard changed the result
-    assert not np.allclose(expected, nl.enhance(
-        frame, preset="microscope-12bit", black_level=100, device="cpu", model=info["model"],
-        noise=info["noise"]), atol=1e-4)
+    # the frame's shot noise is tens of levels per pixel: at 12 bits the default ("auto")
+    # guards, and that changed the result
+    default = nl.enhance(frame, **options)
+    np.testing.assert_allclose(default, nl.enhance(frame, guard=True, **options), atol=1e-6)
+    assert not np.allclose(expected, default, atol=1e-4)
 
 
 def test_enhance_widget_reports_bad_settings(make_napari_viewer, qtbot, errors):

@@ -406,7 +406,7 @@ def test_dequantize_widget_guard_gives_dequantize_guard(make_napari_viewer, qtbo
                      metadata={"quantization": capture.quantization})
     widget = DequantizeWidget(viewer)
     widget.device.value = "cpu"
-    assert widget.guard.value is False  # off by default, as in dequantize
+    assert widget.guard.value == "auto"  # as in dequantize: on for 12 bits and more
     # the model box starts at dequantize's default (the registry lists older models first)
     assert widget.model.value == "default" and widget.model.choices[0] == "default"
     widget.guard.value = True
@@ -421,5 +421,9 @@ def test_dequantize_widget_guard_gives_dequantize_guard(make_napari_viewer, qtbo
     expected = nl.dequantize(capture.reexposed, quantization=capture.quantization,
                              guard=True, **options)
     np.testing.assert_allclose(out.data, expected, atol=1e-6)
+    # 12 bits: the default ("auto") guards too; off, the result differs
+    np.testing.assert_allclose(expected, nl.dequantize(
+        capture.reexposed, quantization=capture.quantization, **options), atol=1e-6)
     assert not np.allclose(out.data, nl.dequantize(
-        capture.reexposed, quantization=capture.quantization, **options), atol=1e-4)
+        capture.reexposed, quantization=capture.quantization, guard=False, **options),
+        atol=1e-4)

@@ -102,8 +102,8 @@ def _add_camera_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --noise, --no-refine and --guard: the dequantizer's options
-    (``dequantizer.dequantize``)."""
+    """--model, --device, --noise, --no-refine and --guard / --no-guard: the dequantizer's
+    options (``dequantizer.dequantize``)."""
     from .dequantizer import dequantize
 
     parser.add_argument("--model", default=_default(dequantize, "model"),
@@ -122,10 +122,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="skip the model's refiner (its learned blend of the projected "
                         "output with light smoothings of it and the input; the default "
                         "model ships one)")
-    parser.add_argument("--guard", action="store_true",
-                        help="blend the result toward the plain re-exposure where the scene "
-                        "itself scatters by a level or more from pixel to pixel (noisy "
-                        "fluorescence frames; costs about 1 dB on photographs)")
+    guard = parser.add_mutually_exclusive_group()
+    guard.add_argument("--guard", dest="guard", action="store_const", const=True,
+                       default=_default(dequantize, "guard"),
+                       help="blend the result toward the plain re-exposure where the scene "
+                       "itself scatters by a level or more from pixel to pixel (noisy "
+                       "fluorescence frames; costs about 1 dB on 8-bit photographs); "
+                       "default: on for captures of 12 bits and more")
+    guard.add_argument("--no-guard", dest="guard", action="store_const", const=False,
+                       help="never guard, whatever the bit depth")
 
 
 def _check_outputs(inputs: list[Path], outputs: list, overwrite: bool) -> None:

@@ -77,7 +77,7 @@ def laic_then_dequantize(dark, *, channel_axis=None, dequantizer: str = "dequant
 
 
 def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, project=True,
-            preset=None, progress=None, noise="auto", guard=False, **laic_options):
+            preset=None, progress=None, noise="auto", guard="auto", **laic_options):
     """The paper's pipeline on a real dark image: LAIC, then the dequantizer.
 
     Parameters
@@ -89,7 +89,8 @@ def enhance(dark, *, channel_axis=None, model=None, device="auto", tile=None, pr
     model, device, tile, project, noise, guard
         Passed to :func:`napari_lowlight.dequantize` (``noise``: the capture's noise in
         its levels, or "auto" to judge it from the network's output; ``guard``: the
-        texture guard for shot-noise-limited frames, off by default).
+        texture guard for shot-noise-limited frames; "auto", the default, guards captures
+        of 12 bits and more).
     preset : str or None
         Named LAIC settings (:data:`napari_lowlight.presets.PRESETS`: "photograph",
         "microscope-12bit", "microscope-16bit", "time-lapse"); explicit

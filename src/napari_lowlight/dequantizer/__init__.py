@@ -24,7 +24,7 @@ __all__ = ["dequantize", "smooth_project"]
 
 def dequantize(image, *, quantization=None, model=None, device="auto", tile=None,
                project=True, channel_axis=None, progress=None, noise="auto", refine="auto",
-               guard=False):
+               guard="auto"):
     """Estimate the detail lost to quantization in a re-exposed (or LAIC-enhanced) image.
 
     Parameters
@@ -70,16 +70,18 @@ def dequantize(image, *, quantization=None, model=None, device="auto", tile=None
         (default): when the named model ships one (the ``default`` does) and ``project``
         is on; True: required (an error for a model without one); False: the projected
         network output as is.  Measured on the validation set in docs/results.md.
-    guard : bool
+    guard : "auto" or bool
         The texture guard (:mod:`.guard`), last: where the scene itself scatters by a step
         or more from pixel to pixel (a noisy fluorescence frame), the neighbours cannot
         tell where a pixel lies inside its interval, so the result is blended toward
         ``Jt`` (each interval's centre) there; a convex blend, so it stays inside the same
-        intervals.  True (needs ``project``) for frames whose own shot noise is a level or
-        more per pixel: measured on noisy nuclei frames it lifts results that were 0.1-3.6
-        dB below ``Jt`` to at or above it, but it costs about 1 dB on photographs, where
-        fine texture misleads it (docs/results.md, "Full resolution, noisy frames and the
-        texture guard").  False (default): off.
+        intervals.  Measured on noisy nuclei frames it lifts results that were 0.1-3.6 dB
+        below ``Jt`` to at or above it; on photographs, where fine texture misleads it,
+        it costs about 1 dB at 8 bits (docs/results.md, "Full resolution, noisy frames
+        and the texture guard", and "The guard by bit depth").  "auto" (default): on for
+        captures of ``GUARD_AUTO_BITS`` (12) bits and more - scientific cameras, whose
+        frames are shot-noise limited - when ``project`` is on, off for 8- and 10-bit
+        ones; True: always (needs ``project``); False: off.
     progress : callable, optional
         ``progress(done, total)`` after each plane.
 

@@ -22,7 +22,7 @@ from .._validation import as_float_image, check_channel_axis, check_int, check_r
 from ..intensity import to_intensity
 from ..quantization import Quantization
 from .networks import Generator
-from .guard import GUARD_DEFAULTS, texture_guard
+from .guard import GUARD_DEFAULTS, guard_applies, texture_guard
 from .refiner import Refiner, refine_plane, refiner_for
 from .weights import load_generator
 
@@ -179,7 +179,7 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
                       device="auto", tile: int | None = None, project: bool = True,
                       channel_axis: int | None = None, progress=None,
                       noise: float | str = "auto", refine="auto",
-                      guard: bool = False) -> np.ndarray:
+                      guard="auto") -> np.ndarray:
     """The work of :func:`napari_lowlight.dequantizer.dequantize` (same parameters and
     result), with PyTorch loaded: checks, the network plane by plane (or block by block
     for dask input), the projection."""
@@ -196,7 +196,8 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
     tile = check_int(tile, "tile", low=8, allow_none=True)
     noise = _check_noise(noise)
     refiner = _refiner(refine, model, project)
-    guarded = _guarded(guard, project)
+    guarded = guard_applies(guard, None if quantization is None else quantization.bits,
+                            project=project)
     generator = _generator_for(model, quantization)
     device = resolve_device(device)
     generator = _on_device(generator, device)
@@ -256,18 +257,6 @@ def guard_projected(values, restored, quantization: Quantization, *, noise: floa
     # a convex blend of values inside the intervals: the projection only undoes float32
     # rounding onto an edge
     return quantization.project(out, margin=PROJECTION_MARGIN, noise=noise).astype(np.float32)
-
-
-def _guarded(guard, project: bool) -> bool:
-    """Whether the texture guard runs: True (needs the projection) or False."""
-    if guard is False or guard is None:
-        return False
-    if guard is True:
-        if not project:
-            raise ValueError("guard needs the projection (project=True): it blends the "
-                             "projected result with Jt inside the intervals")
-        return True
-    raise ValueError(f"guard must be True or False, got {guard!r}")
 
 
 def _as_planes(array, channel_axis):

@@ -12,8 +12,8 @@ from .._validation import parameter_default
 from ..compensation import laic
 from ..dequantizer import dequantize
 
-__all__ = ["BITS_CHOICES", "bits_field", "black_level_field", "camera_options",
-           "noise_fields", "noise_option", "shading_field"]
+__all__ = ["BITS_CHOICES", "GUARD_CHOICES", "bits_field", "black_level_field",
+           "camera_options", "guard_field", "noise_fields", "noise_option", "shading_field"]
 
 BITS_CHOICES = ["auto", "8", "10", "12", "14", "16"]
 
@@ -72,15 +72,20 @@ def noise_fields() -> tuple[CheckBox, FloatSpinBox]:
     return judge, level
 
 
-def guard_field(note: str = "") -> CheckBox:
-    """The texture guard's box (``dequantize(guard=...)``), starting at its default (off);
-    ``note`` ends the tooltip (what the box needs in its widget)."""
-    return CheckBox(text="guard noisy frames (back toward the levels)",
+#: The guard box's choices: (shown, ``dequantize(guard=...)``).
+GUARD_CHOICES = [("auto (12 bits and more)", "auto"), ("on", True), ("off", False)]
+
+
+def guard_field(note: str = "") -> ComboBox:
+    """The texture guard's choice (``dequantize(guard=...)``), starting at its default
+    ("auto"); ``note`` ends the tooltip (what the choice needs in its widget)."""
+    return ComboBox(label="guard noisy frames", choices=GUARD_CHOICES,
                     value=parameter_default(dequantize, "guard"),
                     tooltip="Where the frame itself scatters by a level or more from pixel "
                     "to pixel (shot-noise-limited fluorescence), blend the result back "
                     "toward the plain levels: there the network alone can end up below them. "
-                    "Costs about 1 dB on photographs, so off by default" + note)
+                    "auto: for captures of 12 bits and more (scientific cameras); it costs "
+                    "about 1 dB on 8-bit photographs, whose fine texture misleads it" + note)
 
 
 def noise_option(judge: CheckBox, level: FloatSpinBox):

@@ -119,7 +119,7 @@ class DequantizeWidget(StepWidget):
                 "tile": int(self.tile.value) or None, "project": bool(self.project.value),
                 "refine": "auto" if self.refine.value else False,
                 # the guard blends inside the intervals: without them it has nothing to keep
-                "guard": bool(self.guard.value) and bool(self.project.value),
+                "guard": self.guard.value if self.project.value else False,
                 "noise": noise_option(self.judge_noise, self.noise),
                 "k": 1.0 / float(self.inverse_k.value), "r": float(self.r.value),
                 "bits": int(self.bits.value)}

@@ -87,7 +87,7 @@ class EnhanceWidget(StepWidget):
             options["black_level"] = camera["black_level"]
         return {"preset": self.preset.value, "laic": options, "model": self.model.value,
                 "device": device, "noise": noise_option(self.judge_noise, self.noise),
-                "guard": bool(self.guard.value)}
+                "guard": self.guard.value}
 
     def compute(self, data, channel_axis, params, report):
         options = dict(params["laic"])
