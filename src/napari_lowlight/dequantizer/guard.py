@@ -37,9 +37,9 @@ GUARD_DEFAULTS = {"low": 0.4, "high": 0.7, "strength": 0.8, "sigma": 4.0}
 #: pixel wherever there is signal, the case the guard is for, and its levels are fine enough
 #: that falling back toward ``Jt`` costs little where the scene is smooth.  An 8-bit capture's
 #: levels are coarse, sensor noise stays below one of them, and what scatters there is fine
-#: texture the network does restore.  Measured (docs/results.md, "The guard by bit depth"):
-#: in the 12-bit setting on the 108 training image-settings it lifts 16 of the 18 that were
-#: below ``Jt`` and gains +0.06 dB on average; on the 32 validation images 0.17 dB less.
+#: texture the network does restore.  Measured (benchmarks/guard_by_setting.py, all 71
+#: training images): at 12 bits it lifts 19 of the 21 image-settings below ``Jt`` for +0.01 dB
+#: on average, at 8 bits it costs 0.2-0.5 dB; on the 32 validation images, 0.17 dB at 12 bits.
 GUARD_AUTO_BITS = 12
 
 
