@@ -10,7 +10,7 @@ are never read (``make training-data`` does not fetch them).
 
 Usage::
 
-    python scripts/make_training_pack.py --data data --out device-pack --crops 750
+    python scripts/make_training_pack.py --data data --out device-pack --crops 700
 """
 
 from __future__ import annotations
