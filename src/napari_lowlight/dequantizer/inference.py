@@ -248,6 +248,9 @@ def guard_projected(values, restored, quantization: Quantization, *, noise: floa
     (:func:`.guard.texture_guard`) plane by plane: what ``dequantize(..., guard=True)``
     returns, float32."""
     step = quantization.interval_width
+    # Jt as float32, as the network and the refiner see it: a float64 Jt and its float32
+    # copy (a result saved and reopened) then give the same answer, to the bit
+    values = np.asarray(values, dtype=np.float32)
     planes = [_as_planes(np.asarray(array), channel_axis)[0]
               for array in (values, restored, step)]
     shape = _as_planes(restored, channel_axis)[1]
