@@ -9,6 +9,7 @@ from napari_lowlight.dequantizer.guard import (
     GUARD_DEFAULTS,
     guard_applies,
     guard_weight,
+    median3,
     pixel_texture,
     texture_guard,
 )
@@ -149,3 +150,17 @@ def test_auto_guards_captures_of_twelve_bits_and_more_only():
                                                       guard=False))
     assert not np.allclose(auto, nl.dequantize(cap.reexposed, quantization=quant, guard=True),
                            atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 2), (5, 3), (64, 48)])
+def test_median3_is_scipys_3x3_median_with_repeated_edges(shape):
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(sum(shape))
+    plane = rng.random(shape).astype(np.float32) * 50
+    plane[::2] = np.round(plane[::2])  # ties, as quantized levels have
+    np.testing.assert_array_equal(median3(plane), median_filter(plane, size=3,
+                                                                mode="nearest"))
+    original = plane.copy()
+    median3(plane)
+    np.testing.assert_array_equal(plane, original)  # the input is not touched
