@@ -56,8 +56,9 @@ GRID = {"low": (0.3, 0.4, 0.5), "high_minus_low": (0.3, 0.5, 0.7), "strength": (
 TOLERANCE_DB = 0.05
 
 
-def restored_cases(model: str = "default", refine="auto"):
-    """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting."""
+def calibration_planes():
+    """name -> one 2-D plane of each calibration image present (:data:`TRAINING_IMAGES`)."""
+    planes = {}
     for path in TRAINING_IMAGES:
         if is_validation_image(str(path)):
             raise SystemExit(f"{path} is a validation image: not for calibration")
@@ -65,15 +66,23 @@ def restored_cases(model: str = "default", refine="auto"):
             print(f"note: {path} is missing (make training-data): skipped", flush=True)
             continue
         array = next(iter(load_images([path]).values()))
-        if array.ndim == 3:
-            array = array[..., 1]  # one channel: the guard works plane by plane
+        # one channel: the guard works plane by plane
+        planes[path.name] = array[..., 1] if array.ndim == 3 else array
+    return planes
+
+
+def restored_cases(model: str = "default", refine="auto", planes=None):
+    """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting:
+    each plane's central 512-px square and the plane shrunk to 512 px (default planes:
+    :func:`calibration_planes`)."""
+    for name, plane in (calibration_planes() if planes is None else planes).items():
         for crop in (True, False):
-            image = prepare(array, 512, crop=crop)
+            image = prepare(plane, 512, crop=crop)
             for setting in SETTINGS:
                 reference, jt, quant = capture(setting, image, None)
                 result = nl.dequantize(jt, quantization=quant, model=model, refine=refine,
-                                      guard=False)
-                yield (f"{path.name} {'crop' if crop else 'shrunk'} {setting}", reference,
+                                       guard=False)
+                yield (f"{name} {'crop' if crop else 'shrunk'} {setting}", reference,
                        np.asarray(jt, dtype=np.float64), quant.interval_width, result)
 
 

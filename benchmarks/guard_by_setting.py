@@ -5,12 +5,13 @@ Why ``dequantize``'s default guards by bit depth (``guard="auto"``: captures of
 (``make training-data`` and scikit-image's training samples; never the validation images nor
 the evaluation-only sources), its central 512-px square at full resolution and the whole
 image shrunk to 512 px (one channel), in ``eval_validation.py``'s settings ``fluo12``
-(12 bit), ``local`` and ``global`` (8 bit): ``dequantize`` unguarded and guarded
-(``guard=False`` / ``True``), each against the plain re-exposure ``Jt``.  Images that are
+(12 bit), ``local`` and ``global`` (8 bit): ``dequantize`` unguarded (``guard=False``; the
+cases of ``calibrate_guard.py``) and that result through the shipped guard (what
+``guard=True`` adds), each against the plain re-exposure ``Jt``.  Images that are
 one flat colour are left out (no level to restore).
 
 Run:  .venv/bin/python benchmarks/guard_by_setting.py [--threads 2] [--model NAME]
-      [--out docs/evaluation/guard-by-setting.md]   (about 10 minutes on 2 cores)
+      [--out docs/evaluation/guard-by-setting.md]   (about 3 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from _machine import machine_line
+from calibrate_guard import SETTINGS, TOLERANCE_DB, restored_cases
 from eval_validation import SETTINGS as CAPTURES
-from eval_validation import capture, prepare
 
-import napari_lowlight as nl
+from napari_lowlight.dequantizer.guard import texture_guard
 from napari_lowlight.dequantizer.pairs import is_validation_image, load_images, test_set_images
 from napari_lowlight.metrics import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = [ROOT / "data/wallpapers/unpacked", ROOT / "data/microscopy/unpacked"]
-SETTINGS = ("fluo12", "local", "global")
-TOLERANCE_DB = 0.05
 
 
 def training_images() -> dict:
@@ -63,17 +62,13 @@ def main() -> int:
     started = time.perf_counter()
     planes = training_images()
     rows = []  # (setting, name, size, unguarded dB over Jt, guarded dB over Jt)
-    for name, plane in planes.items():
-        for crop in (True, False):
-            image = prepare(plane, 512, crop=crop)
-            for setting in SETTINGS:
-                reference, jt, quant = capture(setting, image, None)
-                base = psnr(reference, jt)
-                plain, guarded = (nl.dequantize(jt, quantization=quant, model=args.model,
-                                                guard=guard) for guard in (False, True))
-                rows.append((setting, name, "crop" if crop else "shrunk",
-                             psnr(reference, plain) - base, psnr(reference, guarded) - base))
-        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    for label, reference, jt, step, plain in restored_cases(args.model, planes=planes):
+        name, size, setting = label.rsplit(" ", 2)
+        base = psnr(reference, jt)
+        # the guard as dequantize(guard=True) applies it to the unguarded result
+        guarded = texture_guard(jt, plain, step)
+        rows.append((setting, name, size, psnr(reference, plain) - base,
+                     psnr(reference, guarded) - base))
     lines = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); model "
              f"{args.model}; {len(planes)} training images, central 512-px square and shrunk "
              f"to 512 px; {time.perf_counter() - started:.0f} s", "",

@@ -114,9 +114,9 @@ def over_black(light: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         full = int(np.iinfo(alpha.dtype).max)
         blended = (light.astype(np.uint32) * alpha.astype(np.uint32) + full // 2) // full
         return blended.astype(light.dtype)
-    weight = (np.clip(alpha, 0.0, 1.0) if alpha.dtype.kind == "f"
-              else alpha / float(np.iinfo(alpha.dtype).max))
-    blended = light * weight
+    from ..io import alpha_as_float
+
+    blended = light * alpha_as_float(alpha)
     return (np.rint(blended) if light.dtype.kind in "ui" else blended).astype(light.dtype)
 
 
