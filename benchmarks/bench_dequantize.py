@@ -10,6 +10,7 @@ Run:  .venv/bin/python benchmarks/bench_dequantize.py [--model default] [--threa
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -20,7 +21,7 @@ from _machine import machine_line
 import napari_lowlight as nl
 from napari_lowlight.dequantizer.guard import median3
 from napari_lowlight.dequantizer.inference import guard_projected
-from napari_lowlight.dequantizer.refiner import refiner_for
+from napari_lowlight.dequantizer.refiner import refiner_candidates, refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
 
 
@@ -94,6 +95,7 @@ def main():
         rate = per_pixel * 1e6 / best
         print(f"| 1 MP, default tiling, then the model's refiner | {best:.3f} | "
               f"{1 / best:.2f} | {rate / 1e9:.1f} | {100 * rate / peak:.0f} % |", flush=True)
+        _time_refiner_layouts(refiner, capture, generator, args.repeats)
     # a 12-bit capture: what dequantize does by default there, the texture guard last
     # (guard="auto"); the same capture unguarded for the guard's own cost
     deep = nl.degrade(image, k=1 / 64, r=1.0, bits=12, seed=0)
@@ -117,6 +119,40 @@ def main():
              lambda: median_filter(levels, size=3, mode="nearest"))):
         best = min(_seconds(work) for _ in range(args.repeats))
         print(f"| 1 MP 12-bit capture, {label} | {best:.3f} | {1 / best:.2f} | | |", flush=True)
+    # the quantization intervals, computed several times per dequantize call: per level
+    # and looked up (Quantization.bounds, scalar k) against per pixel (as for a k map)
+    for name, quant in (("8-bit", capture.quantization), ("12-bit", deep.quantization)):
+        for label, work in (
+                ("per level, looked up (Quantization.bounds)",
+                 lambda quant=quant: quant.bounds(noise=0.25)),
+                ("per pixel (as for a k map)",
+                 lambda quant=quant: quant._interval_ends(quant.levels, quant.k, 0.25,
+                                                          quant.reachable))):
+            best = min(_seconds(work) for _ in range(args.repeats))
+            print(f"| 1 MP {name} capture, interval bounds {label} | {best:.3f} | "
+                  f"{1 / best:.2f} | | |", flush=True)
+
+
+def _time_refiner_layouts(refiner, capture, generator, repeats: int) -> None:
+    """The refiner's CNN alone on a 1 MP plane's candidates: in the contiguous layout (how
+    it ran before session 27) against channels-last (how ``refine_plane`` runs it)."""
+    quant = capture.quantization
+    restored = nl.dequantize(capture.reexposed, quantization=quant, model=generator,
+                             device="cpu", refine=False, guard=False)
+    lower, upper = quant.bounds(noise=0.25)
+    candidates = torch.from_numpy(refiner_candidates(
+        capture.reexposed, restored, lambda image: np.clip(image, lower, upper),
+        refiner.sigmas, refiner.input_sigmas))[None]
+    step = torch.from_numpy(np.asarray(quant.interval_width, dtype=np.float32))[None, None]
+    contiguous = copy.deepcopy(refiner).to(memory_format=torch.contiguous_format)
+    channels_last = copy.deepcopy(refiner).to(memory_format=torch.channels_last)
+    last = candidates.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for label, work in (("contiguous layout", lambda: contiguous(candidates, step)),
+                            ("channels-last (refine_plane)", lambda: channels_last(last, step))):
+            best = min(_seconds(work) for _ in range(repeats))
+            print(f"| 1 MP, the refiner's CNN alone, {label} | {best:.3f} | {1 / best:.2f} "
+                  "| | |", flush=True)
 
 
 def _seconds(work) -> float:

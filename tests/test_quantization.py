@@ -186,3 +186,22 @@ def test_lazy_consistency_within_the_noise_allowance_matches_in_memory():
     expected = capture.quantization.is_consistent(J, noise=0.5)
     result = lazy.quantization.is_consistent(da.from_array(J, chunks=(32, 40)), noise=0.5)
     np.testing.assert_array_equal(np.asarray(result), expected)
+
+
+@pytest.mark.parametrize("bits, k, r", [(8, 1 / 30, 1.3), (12, 1 / 64, 1.0), (16, 0.5, 1.8),
+                                         (10, 0.2, 0.7), (3, 0.9, 1.1)])
+@pytest.mark.parametrize("noise", [0.0, 0.25, 1.5])
+def test_bounds_looked_up_per_level_equal_the_per_pixel_arithmetic(bits, k, r, noise):
+    # a scalar k: bounds() computes each level's ends once and looks the pixels' up; the
+    # result must be the per-pixel computation (what a k map gets), to the bit, unreachable
+    # levels (above the level of y = 1) and the top level included
+    rng = np.random.default_rng(bits)
+    levels = rng.integers(0, 2**bits, size=(37, 41))
+    levels[0, :3] = (0, 2**bits - 1, 2**bits - 2)
+    quant = Quantization(levels, k=k, r=r, bits=bits)
+    lo, hi = quant.bounds(noise=noise)
+    lo_pixel, hi_pixel = quant._interval_ends(quant.levels, quant.k, noise, quant.reachable)
+    assert lo.shape == hi.shape == levels.shape and lo.dtype == np.float64
+    np.testing.assert_array_equal(lo, lo_pixel)
+    np.testing.assert_array_equal(hi, hi_pixel)
+    assert np.all(hi[~quant.reachable] == 1.0) and np.all(lo[~quant.reachable] == 1.0)

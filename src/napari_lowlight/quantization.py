@@ -287,7 +287,9 @@ class Quantization:
         """True where some value in [0, 1] re-quantizes to the observed level."""
         if self.is_lazy:
             return self._blockwise(lambda quant: quant.reachable, dtype=bool)
-        top = quantize_levels(np.broadcast_to(self.k, self.shape), self.bits)  # level of y = 1
+        # the level of y = 1: one number for a scalar k, a map for a k map
+        top = quantize_levels(self.k if np.ndim(self.k) == 0 else
+                              np.broadcast_to(self.k, self.shape), self.bits)
         return self.levels <= top
 
     def bounds(self, *, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -310,21 +312,32 @@ class Quantization:
             upper edge is open); unreachable pixels get ``lo = hi = 1``.
         """
         noise = check_real(noise, "noise", low=0.0, high=8.0)
-        m = self.levels.astype(np.float64)
-        q, r = self.q, self.r
-        inv_r = 1.0 / r
+        if np.ndim(self.k) == 0:
+            # One interval per level: compute each of the 2**bits levels' ends once and
+            # look the pixels' up: the same float64 arithmetic, to the bit, 4-10x faster on
+            # a 1 MP image, whose two powers dominate (benchmarks/bench_dequantize.py)
+            every_level = np.arange(self.max_level + 1)
+            reachable = every_level <= quantize_levels(self.k, self.bits)
+            lo, hi = self._interval_ends(every_level, self.k, noise, reachable)
+            return lo[self.levels], hi[self.levels]
+        return self._interval_ends(self.levels, self.k, noise, self.reachable)
+
+    def _interval_ends(self, levels, k, noise: float, reachable):
+        """:meth:`bounds` of ``levels`` (any integer array) dimmed by ``k`` (broadcastable)."""
+        m = levels.astype(np.float64)
+        q, inv_r = self.q, 1.0 / self.r
         # Re-darkened values in [(m - 1/2) q, (m + 1/2) q) quantize to m; the
         # lowest level also takes everything below, the highest everything above.
         lower_dark = np.maximum(m - 0.5 - noise, 0.0) * q
         upper_dark = (m + 0.5 + noise) * q
-        lo = (lower_dark / self.k) ** inv_r
-        hi = (upper_dark / self.k) ** inv_r
-        hi = np.where(self.levels == self.max_level, 1.0, hi)
-        lo = np.minimum(np.broadcast_to(lo, self.shape), 1.0)
-        hi = np.minimum(np.broadcast_to(hi, self.shape), 1.0)
-        unreachable = ~self.reachable
-        lo = np.where(unreachable, 1.0, lo)
-        hi = np.where(unreachable, 1.0, hi)
+        lo = (lower_dark / k) ** inv_r
+        hi = (upper_dark / k) ** inv_r
+        hi = np.where(levels == self.max_level, 1.0, hi)
+        shape = np.broadcast_shapes(np.shape(lo), levels.shape)
+        lo = np.minimum(np.broadcast_to(lo, shape), 1.0)
+        hi = np.minimum(np.broadcast_to(hi, shape), 1.0)
+        lo = np.where(reachable, lo, 1.0)
+        hi = np.where(reachable, hi, 1.0)
         return lo, hi
 
     @property
