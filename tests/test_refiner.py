@@ -240,3 +240,31 @@ def test_texture_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path
     with pytest.raises(WeightsError, match="beyond the limits"):
         save_refiner(Refiner(width=4, texture_sigma=40.0), tmp_path / "big.safetensors")
         load_refiner(tmp_path / "big.safetensors")
+
+
+def test_channels_last_refiner_gives_the_contiguous_result():
+    # refine_plane runs the CNN channels-last (faster on the CPU), load_refiner returns it
+    # so: the values must not depend on the layout
+    from napari_lowlight.dequantizer.refiner import refine_plane
+
+    torch.manual_seed(3)
+    refiner = Refiner(texture_sigma=4.0).eval()
+    with torch.no_grad():
+        for parameter in refiner.parameters():
+            parameter.normal_(0.0, 0.3)
+    rng = np.random.default_rng(0)
+    values = rng.random((70, 90)).astype(np.float32)
+    network = np.clip(values + 0.004 * rng.standard_normal(values.shape), 0, 1)
+    step = np.full(values.shape, 1 / 255, np.float32)
+
+    def project(image):
+        return np.clip(image, values - 0.004, values + 0.004)
+
+    candidates = refiner_candidates(values, network, project, refiner.sigmas)
+    with torch.no_grad():
+        expected = refiner(torch.from_numpy(candidates)[None],
+                           torch.from_numpy(step)[None, None]).numpy()[0, 0]
+    refined = refine_plane(refiner, values, network, step, project)
+    assert refiner.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert np.abs(refined - np.clip(expected, 0, 1)).max() < 1e-6
+    assert np.abs(expected - network).max() > 1e-4  # the blend did move the network's output

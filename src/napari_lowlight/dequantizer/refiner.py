@@ -181,9 +181,11 @@ def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step
     """The refined (rows, cols) plane, float32 (CPU; the refiner is tiny)."""
     candidates = refiner_candidates(values, network, project, refiner.sigmas,
                                     refiner.input_sigmas)
-    # oneDNN's channels-last convolutions: the refiner's CNN runs about 1.5x faster on the
-    # CPU (benchmarks/bench_dequantize.py, "refiner CNN" rows); same values within 1e-6
-    refiner = refiner.to(memory_format=torch.channels_last)
+    # oneDNN's channels-last convolutions: the refiner's CNN runs 1.7-2.4x faster on the
+    # CPU (benchmarks/bench_dequantize.py, "the refiner's CNN alone" rows), same values
+    # within 1e-6. load_refiner returns it so; a refiner built otherwise is converted once
+    if not refiner.body[0].weight.is_contiguous(memory_format=torch.channels_last):
+        refiner.to(memory_format=torch.channels_last)
     with torch.no_grad():
         refined = refiner(
             torch.from_numpy(candidates)[None].contiguous(memory_format=torch.channels_last),
@@ -257,7 +259,8 @@ def load_refiner(path, *, sha256: str | None = None) -> Refiner:
         refiner.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"{path} does not fit a refiner of width {width}: {exc}") from exc
-    return refiner.eval()
+    # the layout refine_plane runs fastest in (the values do not depend on it)
+    return refiner.to(memory_format=torch.channels_last).eval()
 
 
 def refiner_for(model) -> Refiner | None:
