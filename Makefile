@@ -84,12 +84,14 @@ device-check:
 device-wheels:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/device_check.py --download-wheels device-wheels
 
-# 256-px training crops of data/ (make training-data) and scikit-image, about 22 MiB, into
-# device-pack/ (ignored; carry it with device-wheels, 15 MiB: with the ~24 MiB tracked tree
-# they fit the 64 MiB limit. 750 crops made 23 MiB once the alpha-only wallpapers were read
-# with their design (session 26), leaving under 2 MiB; 900 no longer fit since session 24).
+# 256-px training crops of data/ (make training-data) and scikit-image, about 19 MiB, into
+# device-pack/ (ignored; carry it with device-wheels, 15 MiB, under the 64 MiB limit with the
+# ~27 MiB tracked tree). 700 crops (22 MiB) left 0.4 MiB once session 27 shipped a seventh
+# model; a resumed second call also carries device-run/'s 12.4 MiB checkpoint, with only the
+# wheels training needs (docs/performance.md, "Fourth device run").
+DEVICE_PACK_CROPS ?= 600
 device-pack: $(STAMP)
-	$(PY) scripts/make_training_pack.py --data data --out device-pack --crops 700
+	$(PY) scripts/make_training_pack.py --data data --out device-pack --crops $(DEVICE_PACK_CROPS)
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache src/*.egg-info
