@@ -319,6 +319,9 @@ class Quantization:
             every_level = np.arange(self.max_level + 1)
             reachable = every_level <= quantize_levels(self.k, self.bits)
             lo, hi = self._interval_ends(every_level, self.k, noise, reachable)
+            if self.is_lazy:  # block by block, still lazy
+                return tuple(self.levels.map_blocks(lambda block, table=table: table[block],
+                                                    dtype=np.float64) for table in (lo, hi))
             return lo[self.levels], hi[self.levels]
         return self._interval_ends(self.levels, self.k, noise, self.reachable)
 
