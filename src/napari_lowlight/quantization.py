@@ -336,11 +336,9 @@ class Quantization:
         lo = (lower_dark / k) ** inv_r
         hi = (upper_dark / k) ** inv_r
         hi = np.where(levels == self.max_level, 1.0, hi)
-        shape = np.broadcast_shapes(np.shape(lo), levels.shape)
-        lo = np.minimum(np.broadcast_to(lo, shape), 1.0)
-        hi = np.minimum(np.broadcast_to(hi, shape), 1.0)
-        lo = np.where(reachable, lo, 1.0)
-        hi = np.where(reachable, hi, 1.0)
+        # k broadcasts to the levels' shape (checked at construction): so do lo and hi
+        lo = np.where(reachable, np.minimum(lo, 1.0), 1.0)
+        hi = np.where(reachable, np.minimum(hi, 1.0), 1.0)
         return lo, hi
 
     @property

@@ -163,6 +163,11 @@ class Refiner(nn.Module):
     def forward(self, candidates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Refined image (N, 1, H, W) from ``candidates`` (N, K, H, W) and ``step``
         (N, 1, H, W), the exact interval widths."""
+        return (self.weights(candidates, step) * candidates).sum(dim=1, keepdim=True)
+
+    def weights(self, candidates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """The per-pixel convex weights (N, K, H, W) that :meth:`forward` gives the
+        candidates (what the refiner chose; ``benchmarks/refiner_choice.py`` reports them)."""
         step = step.clamp(min=1e-6)
         network = candidates[:, 1:2]
         others = torch.cat([candidates[:, :1], candidates[:, 2:]], dim=1)
@@ -171,9 +176,7 @@ class Refiner(nn.Module):
         if self.texture_sigma is not None:
             texture = local_texture(candidates[:, :1], step, self.texture_sigma)
             features.append(texture.clamp(max=8.0) / 4.0)
-        features = torch.cat(features, dim=1)
-        weights = torch.softmax(self.body(features), dim=1)
-        return (weights * candidates).sum(dim=1, keepdim=True)
+        return torch.softmax(self.body(torch.cat(features, dim=1)), dim=1)
 
 
 def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step: np.ndarray,

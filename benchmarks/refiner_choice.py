@@ -1,0 +1,95 @@
+"""What the refiner chooses, per validation image: each candidate's PSNR, the refined result's,
+the classic dequantizer's, a per-pixel oracle over the candidates, and the refiner's mean
+weight on each candidate (issue 13, item 5: why some 12-bit frames stay below classic).
+
+For each gray validation image (colour images are skipped: the refiner works per channel,
+and one table row per channel would hide nothing new), captured in one of
+``eval_validation.py``'s settings, as ``dequantize`` restores it without the texture guard:
+
+- the candidates (``refiner_candidates``): ``Jt``, the network's output projected into the
+  intervals widened by the judged noise, and that output smoothed by the refiner's Gaussians
+  (0.7 / 1.5 / 3 px), each projected again;
+- ``refined``: ``dequantize(..., guard=False)``, the model's refiner on those candidates;
+- ``classic``: ``smooth_project`` (what ``eval_validation.py`` calls classic);
+- ``oracle``: every pixel given its best candidate (knows the reference: an upper bound on
+  what a per-pixel choice among these candidates could reach).
+
+Run:  .venv/bin/python benchmarks/refiner_choice.py [--model default] [--setting fluo12]
+      [--images data_015 data_020 img_terra] [--max-size 512] [--crop]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from _machine import machine_line
+from eval_validation import SETTINGS, capture, find_validation_images, prepare
+
+import napari_lowlight as nl
+from napari_lowlight.dequantizer import smooth_project
+from napari_lowlight.dequantizer.inference import PROJECTION_MARGIN, judge_noise
+from napari_lowlight.dequantizer.refiner import refiner_candidates, refiner_for
+from napari_lowlight.metrics import psnr
+
+DATA = ("data/wallpapers/unpacked", "data/microscopy/unpacked")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--setting", default="fluo12", choices=sorted(SETTINGS))
+    parser.add_argument("--images", nargs="*", default=None,
+                        help="parts of the validation images' names (default: all gray ones)")
+    parser.add_argument("--max-size", type=int, default=512)
+    parser.add_argument("--crop", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    refiner = refiner_for(args.model)
+    if refiner is None:
+        parser.error(f"model {args.model!r} ships no refiner")
+    labels = (["Jt", "network"] + [f"network {s:g} px" for s in refiner.sigmas]
+              + [f"Jt {s:g} px" for s in refiner.input_sigmas])
+    print(f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); model "
+          f"{args.model!r}, setting {args.setting}, "
+          + (f"central {args.max_size}-px squares" if args.crop
+             else f"longer side at most {args.max_size} px") + "; PSNR in dB\n")
+    print("| image | " + " | ".join(labels) + " | classic | refined | oracle | "
+          + " | ".join(f"weight: {label}" for label in labels) + " |")
+    print("|---" * (2 * len(labels) + 4) + "|")
+    for name, load in find_validation_images(DATA).items():
+        if args.images and not any(part in name for part in args.images):
+            continue
+        image = prepare(load(), args.max_size, crop=args.crop)
+        if image.ndim != 2:
+            continue
+        reference, jt, quant = capture(args.setting, image, None)
+        raw = nl.dequantize(jt, quantization=quant, model=args.model, device="cpu",
+                            project=False, refine=False, guard=False)
+        lower, upper = quant.bounds(noise=judge_noise(raw, quant))
+        span = upper - lower
+        low, high = lower + PROJECTION_MARGIN * span, upper - PROJECTION_MARGIN * span
+
+        def project(array, low=low, high=high):
+            return np.clip(array, low, high)
+
+        candidates = refiner_candidates(jt, project(raw), project, refiner.sigmas,
+                                        refiner.input_sigmas)
+        step = np.asarray(quant.interval_width, dtype=np.float32)
+        with torch.no_grad():
+            weights = refiner.weights(torch.from_numpy(candidates)[None],
+                                      torch.from_numpy(step)[None, None])[0].numpy()
+        refined = nl.dequantize(jt, quantization=quant, model=args.model, device="cpu",
+                                guard=False)
+        errors = (candidates.astype(np.float64) - reference) ** 2
+        oracle = 10.0 * np.log10(1.0 / max(errors.min(axis=0).mean(), 1e-20))
+        scores = [psnr(reference, np.clip(c, 0.0, 1.0)) for c in candidates]
+        scores += [psnr(reference, smooth_project(jt, quant)), psnr(reference, refined), oracle]
+        print(f"| {name} | " + " | ".join(f"{s:.2f}" for s in scores) + " | "
+              + " | ".join(f"{w.mean():.2f}" for w in weights) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
