@@ -164,3 +164,23 @@ def test_median3_is_scipys_3x3_median_with_repeated_edges(shape):
     original = plane.copy()
     median3(plane)
     np.testing.assert_array_equal(plane, original)  # the input is not touched
+
+
+def test_texture_of_a_saturated_region_is_its_edge_not_the_cut_interval():
+    # a 12-bit capture at k = 1/64 whose right half lies at the top of the range, where the
+    # capture's noise flips pixels between the last full level and the one at 1.0, which
+    # keeps only half a step of interval: dividing values by each pixel's own width read
+    # that as dozens of steps of texture (calla.png's petals, session 28)
+    scene = np.full((64, 64), 0.9)
+    scene[:, 32:] = 0.995
+    cap = nl.degrade(scene, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=0)
+    quant = cap.quantization
+    width = quant.interval_width
+    assert (width[:, 34:] < 0.75 * width[:, :30].min()).mean() > 0.3  # cut intervals
+    texture = pixel_texture(cap.reexposed, width)
+    # the capture's own noise flipping pixels between two levels: under half a step
+    assert texture.max() < 0.6 and texture[:, 34:].mean() < 0.35
+    # so the guard leaves a restoration of the smooth frame nearly alone
+    restored = np.clip(cap.reexposed - 0.2 * width, 0, 1)
+    moved = np.abs(texture_guard(cap.reexposed, restored, width) - restored)
+    assert moved.mean() < 0.05 * np.abs(restored - cap.reexposed).mean()

@@ -9,9 +9,9 @@ measured, 0.5-3.6 dB *below* the plain re-exposure ``Jt`` on noisy nuclei frames
 (docs/dequantizer-experiments.md, "Noisy references").  There the interval's centre, ``Jt``
 itself, is the safe answer.
 
-The guard measures that texture from the capture alone - the local mean of ``|L - median3(L)|``
-with ``L`` the re-exposed image in steps (a 3x3 median keeps edges, so edges between levels do
-not count, only pixel-scale scatter) - and blends the restored image toward ``Jt`` where it is
+The guard measures that texture from the capture alone - the local mean of ``|Jt - median3(Jt)|``
+counted in steps (a 3x3 median keeps edges, so edges between levels do not count, only
+pixel-scale scatter) - and blends the restored image toward ``Jt`` where it is
 high.  Both lie inside the (noise-widened) intervals, so the blend does too.  By default
 (``guard="auto"``) it runs on captures of :data:`GUARD_AUTO_BITS` (12) bits and more, the
 shot-noise-limited frames of scientific cameras; on 8-bit photographs, fine texture that the
@@ -22,15 +22,17 @@ NumPy / SciPy, no napari.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, maximum_filter
 
 __all__ = ["GUARD_AUTO_BITS", "GUARD_DEFAULTS", "guard_applies", "guard_weight", "median3",
            "pixel_texture", "texture_guard"]
 
 #: The shipped guard's settings, chosen on training images only (benchmarks/calibrate_guard.py):
 #: texture (steps) where the blend toward ``Jt`` starts and where it reaches ``strength``,
-#: the largest share of ``Jt``, and the averaging window (px).
-GUARD_DEFAULTS = {"low": 0.4, "high": 0.7, "strength": 0.8, "sigma": 4.0}
+#: the largest share of ``Jt``, and the averaging window (px).  Recalibrated in session 28
+#: when :func:`pixel_texture` stopped counting the range's cut end intervals as texture
+#: (docs/evaluation/guard-calibration.md; low 0.4, high 0.7 before).
+GUARD_DEFAULTS = {"low": 0.3, "high": 0.6, "strength": 0.8, "sigma": 4.0}
 
 #: ``guard="auto"`` (the default) guards captures of this many bits and more.  A scientific
 #: camera's 12-16-bit frame is shot-noise limited: its own noise spans one level or more per
@@ -39,7 +41,7 @@ GUARD_DEFAULTS = {"low": 0.4, "high": 0.7, "strength": 0.8, "sigma": 4.0}
 #: levels are coarse, sensor noise stays below one of them, and what scatters there is fine
 #: texture the network does restore.  Measured (benchmarks/guard_by_setting.py, all 71
 #: training images): at 12 bits it lifts 19 of the 21 image-settings below ``Jt`` for +0.01 dB
-#: on average, at 8 bits it costs 0.2-0.5 dB; on the 32 validation images, 0.17 dB at 12 bits.
+#: on average, at 8 bits it costs 0.5 dB.
 GUARD_AUTO_BITS = 12
 
 
@@ -100,8 +102,9 @@ def median3(plane: np.ndarray) -> np.ndarray:
 def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np.ndarray:
     """The scene's pixel-scale texture of one (rows, cols) plane, in quantization steps.
 
-    The local mean (a Gaussian window of ``sigma`` px) of ``|L - median3(L)|``, where
-    ``L = values / step``.  About 0.1-0.3 for smooth or edged scenes captured with a quarter
+    The local mean (a Gaussian window of ``sigma`` px) of ``|Jt - median3(Jt)|`` counted in
+    steps: divided by the widest interval of each pixel's 3x3 neighbourhood, so that the
+    range's end intervals, cut short at 0 and at a saturated 1, count as whole ones.  About 0.1-0.3 for smooth or edged scenes captured with a quarter
     step of noise (up to 0.5 along the contours where that noise flips pixels between two
     levels); 0.6 and more where the scene scatters by a step from pixel to pixel.
 
@@ -110,8 +113,9 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
     values : ndarray (rows, cols)
         The re-exposed image ``Jt`` (or LAIC's output), intensities in [0, 1].
     step : ndarray (rows, cols) or float
-        The exact quantization interval widths (``Quantization.interval_width``); widths of
-        0 (unreachable levels) count as the plane's median width.
+        The exact quantization interval widths (``Quantization.interval_width``); where a
+        whole 3x3 neighbourhood has widths of 0 (unreachable levels), the plane's median
+        width.
     sigma : float
         Averaging window, pixels.
 
@@ -123,9 +127,18 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
     step = np.broadcast_to(np.asarray(step, dtype=np.float64), values.shape)
     positive = step > 0
     fallback = float(np.median(step[positive])) if positive.any() else 1.0
-    # float32 levels: exact to 1/256 of a level up to 16 bits, and twice the memory speed
-    levels = (values / np.where(positive, step, fallback)).astype(np.float32)
-    scatter = np.abs(levels - median3(levels))
+    # The scatter is measured in intensity, then counted in steps.  Dividing the values by
+    # each pixel's own width first (session 27 and before) made a step out of nothing where
+    # the width changes: the range's end intervals are cut short (the level at a saturated
+    # 1.0 keeps half a step, those beyond it none), so a saturated flower petal read as 13
+    # steps of texture and the guard cost calla.png 2.1 dB.  The widest interval of each
+    # 3x3 neighbourhood is the step an edge or a scatter there is counted in.
+    width = maximum_filter(np.where(positive, step, 0.0).astype(np.float32), size=3,
+                           mode="nearest")
+    width = np.where(width > 0, width, np.float32(fallback))
+    # float32 values: exact to 1/256 of a level up to 16 bits, and twice the memory speed
+    values32 = values.astype(np.float32)
+    scatter = np.abs(values32 - median3(values32)) / width
     return gaussian_filter(scatter, sigma, output=np.float64, mode="nearest")
 
 
