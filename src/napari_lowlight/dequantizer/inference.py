@@ -337,8 +337,8 @@ def _check_quantization(quantization, shape, project: bool) -> None:
                          "project=False")
 
 
-#: Pixels each side a guarded pixel depends on: the 3x3 median, then the Gaussian window
-#: (truncated at 4 sigma).
+#: Pixels each side a guarded pixel depends on: the 3x3 median and the 3x3 widest interval,
+#: then the Gaussian window (truncated at 4 sigma), and one to spare.
 GUARD_REACH = 1 + int(4.0 * GUARD_DEFAULTS["sigma"] + 0.5) + 1
 
 
