@@ -62,6 +62,9 @@ def main(argv=None) -> int:
                         help="give the refiner the capture's local texture too, averaged over "
                         "a Gaussian window of PX pixels (Refiner(texture_sigma=...)); "
                         "default: no texture input")
+    parser.add_argument("--dilations", type=int, nargs="+", default=None, metavar="D",
+                        help="dilation of each hidden 3x3 layer (Refiner(dilations=...)); "
+                        "default 1 2 4 (7 px of reach each side)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -95,6 +98,7 @@ def main(argv=None) -> int:
         candidates, steps, targets, iterations=args.iterations, seed=args.seed,
         width=args.width, input_sigmas=tuple(args.input_sigmas),
         texture_sigma=args.texture_sigma,
+        **({} if args.dilations is None else {"dilations": tuple(args.dilations)}),
         progress=lambda it, gain: print(f"iteration {it}: running gain {gain:+.3f} dB",
                                         flush=True))
     trained = time.time() - started - made
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
             "pack": os.path.basename(args.pack), "training_crops": len(images),
             "seconds": round(made + trained, 1), "sigmas": list(refiner.sigmas),
             "input_sigmas": list(refiner.input_sigmas), "width": refiner.width,
-            "texture_sigma": refiner.texture_sigma,
+            "texture_sigma": refiner.texture_sigma, "dilations": list(refiner.dilations),
             "reference_noise_probability": settings.reference_noise_probability}
     sha = save_refiner(refiner, folder / file, extra=card)
     entry["refiner"] = {"file": file, "sha256": sha, **card}

@@ -268,3 +268,44 @@ def test_channels_last_refiner_gives_the_contiguous_result():
     assert refiner.body[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert np.abs(refined - np.clip(expected, 0, 1)).max() < 1e-6
     assert np.abs(expected - network).max() > 1e-4  # the blend did move the network's output
+
+
+def test_dilated_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path):
+    from napari_lowlight.dequantizer.inference import refine_projected
+
+    refiner = Refiner(width=4, dilations=(1, 2, 4, 8, 16))
+    assert refiner.reach == 31 and Refiner().reach == 7
+    with torch.no_grad():
+        for parameter in refiner.parameters():
+            parameter.normal_(0, 0.5)
+    save_refiner(refiner, tmp_path / "d.safetensors")
+    loaded = load_refiner(tmp_path / "d.safetensors")
+    assert loaded.dilations == (1, 2, 4, 8, 16)
+    rng = np.random.default_rng(4)
+    image = np.clip(0.4 + 0.2 * np.sin(np.mgrid[0:120, 64:160][1] / 7.0)
+                    + 0.02 * rng.standard_normal((120, 96)), 0, 1)
+    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
+    quant = cap.quantization
+    projected = nl.dequantize(cap.reexposed, quantization=quant, noise=0.25, refine=False)
+    whole = refine_projected(loaded, cap.reexposed, projected, quant, noise=0.25)
+    np.testing.assert_array_equal(
+        whole, refine_projected(refiner, cap.reexposed, projected, quant, noise=0.25))
+    # the halo covers the wider reach: a tile gives the whole image's result inside it...
+    halo = loaded.halo()
+    assert halo >= 31 + 12
+    outer = slice(50 - halo, 70 + halo)
+    sub_quant = nl.Quantization(quant.levels[outer], k=quant.k, r=quant.r, bits=quant.bits)
+    tile = refine_projected(loaded, cap.reexposed[outer], projected[outer], sub_quant,
+                            noise=0.25)
+    np.testing.assert_allclose(tile[halo:halo + 20], whole[50:70], atol=1e-6)
+    # ...which the old 7-px halo would not have
+    short = slice(50 - (halo - 24), 70 + halo - 24)
+    sub_quant = nl.Quantization(quant.levels[short], k=quant.k, r=quant.r, bits=quant.bits)
+    tile = refine_projected(loaded, cap.reexposed[short], projected[short], sub_quant,
+                            noise=0.25)
+    assert np.abs(tile[halo - 24:halo - 4] - whole[50:70]).max() > 1e-5
+    with pytest.raises(ValueError, match="dilations"):
+        Refiner(dilations=(1, 0))
+    with pytest.raises(WeightsError, match="beyond the limits"):
+        save_refiner(Refiner(width=4, dilations=(1,) * 9), tmp_path / "deep.safetensors")
+        load_refiner(tmp_path / "deep.safetensors")

@@ -26,11 +26,14 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-__all__ = ["SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner", "load_refiner",
+__all__ = ["DEFAULT_DILATIONS", "SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner", "load_refiner",
            "local_texture", "refine_plane", "refiner_candidates", "refiner_for", "save_refiner"]
 
 #: Gaussian standard deviations (pixels) of the smoothed candidates.
 SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
+
+#: Dilations of the CNN's hidden 3x3 layers (the shipped refiners'; 7 px of reach each side).
+DEFAULT_DILATIONS = (1, 2, 4)
 
 
 def refiner_candidates(values: np.ndarray, network: np.ndarray,
@@ -124,32 +127,41 @@ class Refiner(nn.Module):
         frame), nothing within an interval can be inferred from the neighbours, and ``Jt``
         (each interval's centre) is the safe answer; this feature lets the refiner see it.
         None (the shipped session-24 refiner's form): no such input.
+    dilations : sequence of int
+        The dilation of each hidden 3x3 layer, in order: the CNN sees ``sum(dilations)``
+        pixels each side.  The shipped refiners: (1, 2, 4).
     """
 
     def __init__(self, width: int = 16, sigmas=SMOOTHING_SIGMAS, input_sigmas=(),
-                 texture_sigma: float | None = None):
+                 texture_sigma: float | None = None, dilations=DEFAULT_DILATIONS):
         super().__init__()
         self.sigmas = tuple(float(s) for s in sigmas)
         self.input_sigmas = tuple(float(s) for s in input_sigmas)
         self.texture_sigma = None if texture_sigma is None else float(texture_sigma)
         self.width = int(width)
+        self.dilations = tuple(int(d) for d in dilations)
+        if not self.dilations or min(self.dilations) < 1:
+            raise ValueError(f"dilations must be one or more integers >= 1, got {dilations}")
         candidates = 2 + len(self.sigmas) + len(self.input_sigmas)
         features = candidates + (self.texture_sigma is not None)
         # inputs: every other candidate minus the network, in steps, log2 of the step and
         # (texture_sigma) the local texture
-        self.body = nn.Sequential(
-            nn.Conv2d(features, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
-            nn.Conv2d(width, candidates, 1))
+        layers, channels = [], features
+        for dilation in self.dilations:
+            layers += [nn.Conv2d(channels, width, 3, padding=dilation, dilation=dilation),
+                       nn.ReLU(inplace=True)]
+            channels = width
+        self.body = nn.Sequential(*layers, nn.Conv2d(width, candidates, 1))
         with torch.no_grad():
             # start as the plain network output (weight ~0.9 on it)
             bias = torch.full((candidates,), -2.0)
             bias[1] = 2.0
             self.body[-1].bias.copy_(bias)
 
-    #: pixels each side that a result pixel depends on (the CNN's reach)
-    reach = 1 + 2 + 4
+    @property
+    def reach(self) -> int:
+        """Pixels each side that a result pixel depends on (the CNN's reach)."""
+        return sum(self.dilations)
 
     def halo(self) -> int:
         """Pixels each side a tile needs for the whole plane's result: the CNN's reach
@@ -198,7 +210,7 @@ def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step
 
 
 #: Largest refiner a weights file may declare (checked before it is built).
-REFINER_LIMITS = {"width": 128, "sigmas": 8, "sigma": 32.0}
+REFINER_LIMITS = {"width": 128, "sigmas": 8, "sigma": 32.0, "layers": 8, "dilation": 64}
 
 
 def save_refiner(refiner: Refiner, path, *, extra: dict | None = None) -> str:
@@ -216,6 +228,8 @@ def save_refiner(refiner: Refiner, path, *, extra: dict | None = None) -> str:
               "input_sigmas": list(refiner.input_sigmas)}
     if refiner.texture_sigma is not None:
         config["texture_sigma"] = refiner.texture_sigma
+    if refiner.dilations != DEFAULT_DILATIONS:
+        config["dilations"] = list(refiner.dilations)
     metadata = {"refiner": json.dumps(config),
                 "format": "napari-lowlight-refiner/1"}
     if extra:
@@ -243,21 +257,24 @@ def load_refiner(path, *, sha256: str | None = None) -> Refiner:
         input_sigmas = tuple(float(x) for x in config.get("input_sigmas", ()))
         texture_sigma = config.get("texture_sigma")
         texture_sigma = None if texture_sigma is None else float(texture_sigma)
+        dilations = tuple(int(d) for d in config.get("dilations", DEFAULT_DILATIONS))
     except Exception as exc:  # noqa: BLE001 - bad header, no or bad configuration
         raise WeightsError(f"{path} is not a refiner file: {exc}") from None
     if not (1 <= width <= REFINER_LIMITS["width"]
             and len(sigmas) + len(input_sigmas) <= REFINER_LIMITS["sigmas"]
             and all(0.0 < x <= REFINER_LIMITS["sigma"] for x in sigmas + input_sigmas)
-            and (texture_sigma is None or 0.0 < texture_sigma <= REFINER_LIMITS["sigma"])):
+            and (texture_sigma is None or 0.0 < texture_sigma <= REFINER_LIMITS["sigma"])
+            and 1 <= len(dilations) <= REFINER_LIMITS["layers"]
+            and all(1 <= d <= REFINER_LIMITS["dilation"] for d in dilations)):
         raise WeightsError(f"{path} declares a refiner beyond the limits {REFINER_LIMITS}: "
                            f"width {width}, sigmas {sigmas}, input sigmas {input_sigmas}, "
-                           f"texture sigma {texture_sigma}")
+                           f"texture sigma {texture_sigma}, dilations {dilations}")
     tensors = load_file(str(path))
     if any(t.is_floating_point() and not bool(torch.isfinite(t).all())
            for t in tensors.values()):
         raise WeightsError(f"{path} holds non-finite weights")
     refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas,
-                      texture_sigma=texture_sigma)
+                      texture_sigma=texture_sigma, dilations=dilations)
     try:
         refiner.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -334,7 +351,7 @@ def refiner_training_data(generator, images, settings, *, pairs: int = 800, seed
 def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: int = 16,
                   crop: int = 96, learning_rate: float = 2e-3, width: int = 16, seed: int = 0,
                   sigmas=SMOOTHING_SIGMAS, input_sigmas=(), texture_sigma=None,
-                  progress=None) -> Refiner:
+                  dilations=DEFAULT_DILATIONS, progress=None) -> Refiner:
     """Fit a :class:`Refiner` on :func:`refiner_training_data`'s arrays.
 
     The loss is each pair's log mean squared error relative to the network's own (the
@@ -352,7 +369,7 @@ def train_refiner(candidates, steps, targets, *, iterations: int = 2500, batch: 
                                   for a in (candidates, steps, targets))
     side = candidates.shape[-1]
     refiner = Refiner(width=width, sigmas=sigmas, input_sigmas=input_sigmas,
-                      texture_sigma=texture_sigma)
+                      texture_sigma=texture_sigma, dilations=dilations)
     if candidates.shape[1] != 2 + len(refiner.sigmas) + len(refiner.input_sigmas):
         raise ValueError(f"{candidates.shape[1]} candidates do not fit sigmas {sigmas} and "
                          f"input_sigmas {input_sigmas}")
