@@ -9,10 +9,10 @@ measured, 0.5-3.6 dB *below* the plain re-exposure ``Jt`` on noisy nuclei frames
 (docs/dequantizer-experiments.md, "Noisy references").  There the interval's centre, ``Jt``
 itself, is the safe answer.
 
-The guard measures that texture from the capture alone - the local mean of ``|Jt - median3(Jt)|``
-counted in steps (a 3x3 median keeps edges, so edges between levels do not count, only
-pixel-scale scatter) - and blends the restored image toward ``Jt`` where it is
-high.  Both lie inside the (noise-widened) intervals, so the blend does too.  By default
+The guard measures that texture from the capture alone - the local mean of
+``|Jt - median3(Jt)|`` counted in steps (a 3x3 median keeps edges, so edges between levels do
+not count, only pixel-scale scatter) - and blends the restored image toward ``Jt`` where it
+is high.  Both lie inside the (noise-widened) intervals, so the blend does too.  By default
 (``guard="auto"``) it runs on captures of :data:`GUARD_AUTO_BITS` (12) bits and more, the
 shot-noise-limited frames of scientific cameras; on 8-bit photographs, fine texture that the
 network does restore misleads it, so there it runs only when asked (``guard=True``).  Pure
@@ -104,9 +104,10 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
 
     The local mean (a Gaussian window of ``sigma`` px) of ``|Jt - median3(Jt)|`` counted in
     steps: divided by the widest interval of each pixel's 3x3 neighbourhood, so that the
-    range's end intervals, cut short at 0 and at a saturated 1, count as whole ones.  About 0.1-0.3 for smooth or edged scenes captured with a quarter
-    step of noise (up to 0.5 along the contours where that noise flips pixels between two
-    levels); 0.6 and more where the scene scatters by a step from pixel to pixel.
+    range's end intervals, cut short at 0 and at a saturated 1, count as whole ones.  About
+    0.1-0.3 for smooth or edged scenes captured with a quarter step of noise (up to 0.5
+    along the contours where that noise flips pixels between two levels); 0.6 and more
+    where the scene scatters by a step from pixel to pixel.
 
     Parameters
     ----------
@@ -130,8 +131,8 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
     # The scatter is measured in intensity, then counted in steps.  Dividing the values by
     # each pixel's own width first (session 27 and before) made a step out of nothing where
     # the width changes: the range's end intervals are cut short (the level at a saturated
-    # 1.0 keeps half a step, those beyond it none), so a saturated flower petal read as 13
-    # steps of texture and the guard cost calla.png 2.1 dB.  The widest interval of each
+    # 1.0 keeps part of a step, those beyond it none), so a saturated flower petal read as
+    # 13 steps of texture and the guard cost calla.png 2.1 dB.  The widest interval of each
     # 3x3 neighbourhood is the step an edge or a scatter there is counted in.
     width = maximum_filter(np.where(positive, step, 0.0).astype(np.float32), size=3,
                            mode="nearest")

@@ -3,8 +3,8 @@
 The dequantizer network, trained with a per-pixel L1 loss, leaves a little of the capture's
 noise and dither in smooth regions, where a light low-pass filter of its output is closer to
 the truth; in dense line art it smooths where the plain re-exposure ``Jt`` is closer.  The
-refiner chooses per pixel: a three-layer CNN looks at the candidates' differences (in
-quantization steps) and outputs convex weights (a softmax) over
+refiner chooses per pixel: a small CNN (three dilated layers by default) looks at the
+candidates' differences (in quantization steps) and outputs convex weights (a softmax) over
 
 - ``Jt`` itself (the input, inside its exact interval),
 - the network's projected output,
@@ -26,8 +26,9 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-__all__ = ["DEFAULT_DILATIONS", "SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner", "load_refiner",
-           "local_texture", "refine_plane", "refiner_candidates", "refiner_for", "save_refiner"]
+__all__ = ["DEFAULT_DILATIONS", "SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner",
+           "load_refiner", "local_texture", "refine_plane", "refiner_candidates", "refiner_for",
+           "save_refiner"]
 
 #: Gaussian standard deviations (pixels) of the smoothed candidates.
 SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
