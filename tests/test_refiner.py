@@ -207,6 +207,17 @@ def test_local_texture_matches_scipy_and_sees_pixel_noise():
     assert 2.4 < float(texture[..., 12:-12, 12:-12].mean()) < 3.2
 
 
+def _wavy_capture(rows, cols, seed):
+    """A 12-bit capture of a wavy scene at k = 1/64, and the network's projected output."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.4 + 0.2 * np.sin(np.mgrid[0:rows, 0:cols][1] / 7.0)
+                    + 0.02 * rng.standard_normal((rows, cols)), 0, 1)
+    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
+    projected = nl.dequantize(cap.reexposed, quantization=cap.quantization, noise=0.25,
+                              refine=False)
+    return cap, cap.quantization, projected
+
+
 def test_texture_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path):
     from napari_lowlight.dequantizer.inference import refine_projected
 
@@ -218,12 +229,7 @@ def test_texture_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path
     save_refiner(refiner, tmp_path / "t.safetensors")
     loaded = load_refiner(tmp_path / "t.safetensors")
     assert loaded.texture_sigma == 4.0
-    rng = np.random.default_rng(2)
-    image = np.clip(0.4 + 0.2 * np.sin(np.mgrid[0:80, 0:96][1] / 7.0)
-                    + 0.02 * rng.standard_normal((80, 96)), 0, 1)
-    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
-    quant = cap.quantization
-    projected = nl.dequantize(cap.reexposed, quantization=quant, noise=0.25, refine=False)
+    cap, quant, projected = _wavy_capture(80, 96, seed=2)
     whole = refine_projected(loaded, cap.reexposed, projected, quant, noise=0.25)
     same = refine_projected(refiner, cap.reexposed, projected, quant, noise=0.25)
     np.testing.assert_array_equal(whole, same)
@@ -281,12 +287,7 @@ def test_dilated_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path
     save_refiner(refiner, tmp_path / "d.safetensors")
     loaded = load_refiner(tmp_path / "d.safetensors")
     assert loaded.dilations == (1, 2, 4, 8, 16)
-    rng = np.random.default_rng(4)
-    image = np.clip(0.4 + 0.2 * np.sin(np.mgrid[0:120, 64:160][1] / 7.0)
-                    + 0.02 * rng.standard_normal((120, 96)), 0, 1)
-    cap = nl.degrade(image, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=3)
-    quant = cap.quantization
-    projected = nl.dequantize(cap.reexposed, quantization=quant, noise=0.25, refine=False)
+    cap, quant, projected = _wavy_capture(120, 96, seed=4)
     whole = refine_projected(loaded, cap.reexposed, projected, quant, noise=0.25)
     np.testing.assert_array_equal(
         whole, refine_projected(refiner, cap.reexposed, projected, quant, noise=0.25))
