@@ -205,6 +205,17 @@ def test_local_texture_matches_scipy_and_sees_pixel_noise():
     texture = local_texture(torch.from_numpy(noisy)[None, None],
                             torch.full((1, 1, 64, 64), 1 / 64, dtype=torch.float64), 4.0)
     assert 2.4 < float(texture[..., 12:-12, 12:-12].mean()) < 3.2
+    # a saturated region, whose levels keep part of a step of interval or none: its edge
+    # is counted in whole steps, not in the cut widths (nor in the 1e-6 floor of none)
+    scene = np.full((64, 64), 0.9)
+    scene[:, 32:] = 0.995
+    cap = nl.degrade(scene, k=1 / 64, r=1.0, sigma=0.25, bits=12, seed=0)
+    width = cap.quantization.interval_width
+    assert (width[:, 34:] < 0.75 / 64).mean() > 0.3
+    saturated = local_texture(torch.from_numpy(cap.reexposed)[None, None],
+                              torch.from_numpy(width)[None, None].clamp(min=1e-6), 4.0)
+    # (the 6-step edge itself reads as detail, as any edge does: away from it, noise only)
+    assert float(saturated[..., 44:].max()) < 0.8
 
 
 def _wavy_capture(rows, cols, seed):

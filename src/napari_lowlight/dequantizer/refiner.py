@@ -93,7 +93,9 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 def local_texture(values: torch.Tensor, step: torch.Tensor, sigma: float) -> torch.Tensor:
     """The capture's local pixel-scale texture, steps: the root mean square, over a
     Gaussian window of ``sigma`` px, of ``values`` minus their
-    :data:`TEXTURE_DETAIL_SIGMA`-px smoothing divided by the interval width ``step``.
+    :data:`TEXTURE_DETAIL_SIGMA`-px smoothing divided by the widest interval of each
+    pixel's 3x3 neighbourhood (as :func:`~.guard.pixel_texture` counts: the range's end
+    intervals, cut short at 0 and at a saturated 1, count as whole steps).
 
     About 0.3 for a smooth scene captured with a quarter step of noise; one or more where
     the scene (or the capture's noise) varies by a step from pixel to pixel.
@@ -101,11 +103,12 @@ def local_texture(values: torch.Tensor, step: torch.Tensor, sigma: float) -> tor
     Parameters
     ----------
     values, step : torch.Tensor (N, 1, H, W)
-        ``Jt`` in [0, 1] and the exact interval widths (> 0).
+        ``Jt`` in [0, 1] and the exact interval widths (>= 0; 0 at unreachable levels).
     sigma : float
         The averaging window, pixels.
     """
-    detail = (values - _gaussian_blur(values, TEXTURE_DETAIL_SIGMA)) / step
+    width = nn.functional.max_pool2d(step, 3, stride=1, padding=1).clamp(min=1e-6)
+    detail = (values - _gaussian_blur(values, TEXTURE_DETAIL_SIGMA)) / width
     return torch.sqrt(_gaussian_blur(detail * detail, sigma) + 1e-12)
 
 
