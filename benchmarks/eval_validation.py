@@ -131,6 +131,22 @@ def prepare(array: np.ndarray, max_size: int, crop: bool = False) -> np.ndarray:
     return np.clip(img_as_float(array).astype(np.float64), 0.0, 1.0)
 
 
+def per_image_arguments(parser, *, images=None, images_help="all") -> argparse.Namespace:
+    """Parse the options the per-image studies share (``refiner_choice.py``,
+    ``guard_texture_channels.py``): model, setting, images, size, crop, threads; sets
+    torch's threads."""
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--setting", default="fluo12", choices=sorted(SETTINGS))
+    parser.add_argument("--images", nargs="*", default=images,
+                        help=f"parts of the validation images' names (default: {images_help})")
+    parser.add_argument("--max-size", type=int, default=512)
+    parser.add_argument("--crop", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
 def capture(setting: str, image: np.ndarray, axis):
     """(reference, input Jt, its quantization) of one setting."""
     if setting == "laic-global":

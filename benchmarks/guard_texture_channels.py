@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 import torch
 from _machine import machine_line
-from eval_validation import SETTINGS, capture, find_validation_images, prepare
+from eval_validation import capture, find_validation_images, per_image_arguments, prepare
 from scipy.ndimage import gaussian_filter
 
 import napari_lowlight as nl
@@ -45,15 +45,7 @@ def texture_until_session_27(values, step, sigma=GUARD_DEFAULTS["sigma"]) -> np.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--setting", default="fluo12", choices=sorted(SETTINGS))
-    parser.add_argument("--images", nargs="*", default=["calla.png"],
-                        help="parts of the validation images' names (default: calla.png)")
-    parser.add_argument("--max-size", type=int, default=512)
-    parser.add_argument("--crop", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = per_image_arguments(parser, images=["calla.png"], images_help="calla.png")
     print(f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); model "
           f"{args.model!r}, setting {args.setting}, "
           + (f"central {args.max_size}-px squares" if args.crop

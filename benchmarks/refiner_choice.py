@@ -25,7 +25,7 @@ import argparse
 import numpy as np
 import torch
 from _machine import machine_line
-from eval_validation import SETTINGS, capture, find_validation_images, prepare
+from eval_validation import capture, find_validation_images, per_image_arguments, prepare
 
 import napari_lowlight as nl
 from napari_lowlight.dequantizer import smooth_project
@@ -38,15 +38,7 @@ DATA = ("data/wallpapers/unpacked", "data/microscopy/unpacked")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--setting", default="fluo12", choices=sorted(SETTINGS))
-    parser.add_argument("--images", nargs="*", default=None,
-                        help="parts of the validation images' names (default: all gray ones)")
-    parser.add_argument("--max-size", type=int, default=512)
-    parser.add_argument("--crop", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = per_image_arguments(parser, images_help="all gray ones")
     refiner = refiner_for(args.model)
     if refiner is None:
         parser.error(f"model {args.model!r} ships no refiner")
