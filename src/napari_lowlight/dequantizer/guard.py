@@ -124,7 +124,8 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
     -------
     ndarray of float64, shape (rows, cols)
     """
-    values = np.asarray(values, dtype=np.float64)
+    # float32 values: exact to 1/256 of a level up to 16 bits, and twice the memory speed
+    values = np.asarray(values, dtype=np.float32)
     step = np.broadcast_to(np.asarray(step, dtype=np.float64), values.shape)
     positive = step > 0
     fallback = float(np.median(step[positive])) if positive.any() else 1.0
@@ -137,9 +138,7 @@ def pixel_texture(values, step, *, sigma: float = GUARD_DEFAULTS["sigma"]) -> np
     width = maximum_filter(np.where(positive, step, 0.0).astype(np.float32), size=3,
                            mode="nearest")
     width = np.where(width > 0, width, np.float32(fallback))
-    # float32 values: exact to 1/256 of a level up to 16 bits, and twice the memory speed
-    values32 = values.astype(np.float32)
-    scatter = np.abs(values32 - median3(values32)) / width
+    scatter = np.abs(values - median3(values)) / width
     return gaussian_filter(scatter, sigma, output=np.float64, mode="nearest")
 
 
