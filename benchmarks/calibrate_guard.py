@@ -35,7 +35,7 @@ from _machine import machine_line
 from eval_validation import capture, prepare
 
 import napari_lowlight as nl
-from napari_lowlight.dequantizer.guard import GUARD_DEFAULTS, texture_guard
+from napari_lowlight.dequantizer.guard import GUARD_DEFAULTS, pixel_texture, texture_guard
 from napari_lowlight.dequantizer.pairs import is_validation_image, load_images
 from napari_lowlight.metrics import psnr
 
@@ -52,7 +52,13 @@ TRAINING_IMAGES = (
                                       "mate/nature/Blinds.jpg", "mate/nature/YellowFlower.jpg",
                                       "rhythm.jpg", "mate/nature/GreenMeadow.jpg")])
 SETTINGS = ("fluo12", "local", "global")
-GRID = {"low": (0.3, 0.4, 0.5), "high_minus_low": (0.3, 0.5, 0.7), "strength": (0.8, 0.9, 1.0)}
+GRIDS = {
+    # the grid the shipped GUARD_DEFAULTS were chosen on
+    "shipped": {"low": (0.3, 0.4, 0.5), "high_minus_low": (0.3, 0.5, 0.7),
+                "strength": (0.8, 0.9, 1.0)},
+    "fine": {"low": (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6), "high_minus_low": (0.2, 0.3, 0.5, 0.7),
+             "strength": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)},
+}
 TOLERANCE_DB = 0.05
 
 
@@ -71,14 +77,14 @@ def calibration_planes():
     return planes
 
 
-def restored_cases(model: str = "default", refine="auto", planes=None):
+def restored_cases(model: str = "default", refine="auto", planes=None, settings=SETTINGS):
     """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting:
     each plane's central 512-px square and the plane shrunk to 512 px (default planes:
-    :func:`calibration_planes`)."""
+    :func:`calibration_planes`), in each of ``settings``."""
     for name, plane in (calibration_planes() if planes is None else planes).items():
         for crop in (True, False):
             image = prepare(plane, 512, crop=crop)
-            for setting in SETTINGS:
+            for setting in settings:
                 reference, jt, quant = capture(setting, image, None)
                 result = nl.dequantize(jt, quantization=quant, model=model, refine=refine,
                                        guard=False)
@@ -93,17 +99,26 @@ def main() -> int:
                         help="registered model (with its refiner) to guard; default: default")
     parser.add_argument("--no-refine", dest="refine", action="store_const", const=False,
                         default="auto", help="the model's projected output without its refiner")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS,
+                        help="capture settings calibrated on (default: all three)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="shipped",
+                        help="grid of settings tried (default: the one the shipped "
+                             "settings were chosen on)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    cases = list(restored_cases(args.model, args.refine))
-    points = [(low, low + width, strength) for low, width, strength in itertools.product(
-        GRID["low"], GRID["high_minus_low"], GRID["strength"])]
+    cases = list(restored_cases(args.model, args.refine, settings=args.settings))
+    grid = GRIDS[args.grid]
+    points = [(low, round(low + width, 6), strength) for low, width, strength in itertools.product(
+        grid["low"], grid["high_minus_low"], grid["strength"])]
     gains = {None: [psnr(ref, out) - psnr(ref, jt) for _, ref, jt, _, out in cases]}
+    # the texture depends on the capture alone: measured once per case for every grid point
+    textures = [pixel_texture(jt, step) for _, _, jt, step, _ in cases]
     for low, high, strength in points:
         gains[(low, high, strength)] = [
-            psnr(ref, texture_guard(jt, out, step, low=low, high=high, strength=strength))
-            - psnr(ref, jt) for _, ref, jt, step, out in cases]
+            psnr(ref, texture_guard(jt, out, step, low=low, high=high, strength=strength,
+                                    texture=texture))
+            - psnr(ref, jt) for (_, ref, jt, step, out), texture in zip(cases, textures)]
     print(f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); "
           f"model {args.model}{'' if args.refine else ' without its refiner'}; "
           f"{len(cases)} image-settings of {len(TRAINING_IMAGES)} training "

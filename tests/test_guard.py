@@ -65,6 +65,16 @@ def test_guard_is_a_convex_blend_and_leaves_smooth_scenes_alone():
     moved = smooth + 0.2 / 64
     np.testing.assert_allclose(texture_guard(smooth, moved, 1 / 64), moved, atol=1e-7)
 
+    # a texture measured once (a calibration's many settings on one capture) gives the same
+    # blend; one of another plane's shape is refused
+    texture = pixel_texture(jt, 1 / 64)
+    for settings in ({}, {"low": 0.2, "high": 0.5, "strength": 0.6}):
+        np.testing.assert_array_equal(
+            texture_guard(jt, restored, 1 / 64, texture=texture, **settings),
+            texture_guard(jt, restored, 1 / 64, **settings))
+    with pytest.raises(ValueError, match="texture has shape"):
+        texture_guard(jt, restored, 1 / 64, texture=texture[1:])
+
 
 def test_dequantize_guards_a_noisy_fluorescence_frame():
     clean = _noisy_nuclei()

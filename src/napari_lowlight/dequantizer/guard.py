@@ -157,7 +157,7 @@ def guard_weight(texture, *, low: float = GUARD_DEFAULTS["low"],
 def texture_guard(values, restored, step, *, low: float = GUARD_DEFAULTS["low"],
                   high: float = GUARD_DEFAULTS["high"],
                   strength: float = GUARD_DEFAULTS["strength"],
-                  sigma: float = GUARD_DEFAULTS["sigma"]) -> np.ndarray:
+                  sigma: float = GUARD_DEFAULTS["sigma"], texture=None) -> np.ndarray:
     """``restored`` blended toward ``values`` (``Jt``) where the scene is pixel-scale noise.
 
     One (rows, cols) plane; :func:`~napari_lowlight.dequantize` applies it plane by plane
@@ -174,14 +174,21 @@ def texture_guard(values, restored, step, *, low: float = GUARD_DEFAULTS["low"],
         The exact interval widths.
     low, high, strength, sigma : float
         See :func:`guard_weight` and :func:`pixel_texture`.
+    texture : ndarray (rows, cols), optional
+        ``pixel_texture(values, step, sigma=sigma)`` when already measured (it depends on
+        the capture alone: a calibration blends one capture with many settings); None:
+        measured here.
 
     Returns
     -------
     ndarray of float32, shape (rows, cols): ``w * Jt + (1 - w) * restored``, a convex blend,
     so inside every interval that holds both.
     """
-    weight = guard_weight(pixel_texture(values, step, sigma=sigma), low=low, high=high,
-                          strength=strength)
+    if texture is None:
+        texture = pixel_texture(values, step, sigma=sigma)
+    elif np.shape(texture) != np.shape(values):
+        raise ValueError(f"texture has shape {np.shape(texture)}, the plane {np.shape(values)}")
+    weight = guard_weight(texture, low=low, high=high, strength=strength)
     values = np.asarray(values, dtype=np.float64)
     blended = weight * values + (1.0 - weight) * np.asarray(restored, dtype=np.float64)
     return blended.astype(np.float32)
