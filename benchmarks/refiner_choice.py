@@ -12,7 +12,10 @@ and one table row per channel would hide nothing new), captured in one of
 - ``refined``: ``dequantize(..., guard=False)``, the model's refiner on those candidates;
 - ``classic``: ``smooth_project`` (what ``eval_validation.py`` calls classic);
 - ``oracle``: every pixel given its best candidate (knows the reference: an upper bound on
-  what a per-pixel choice among these candidates could reach).
+  what a per-pixel choice among these candidates could reach);
+- ``reference noise``: the reference's own pixel noise (:func:`pixel_noise`) in the capture's
+  median interval width: where it nears a third of a step, the scene's scatter is part of
+  what PSNR scores, and smoothing it away costs.
 
 Run:  .venv/bin/python benchmarks/refiner_choice.py [--model default] [--setting fluo12]
       [--images data_015 data_020 img_terra] [--max-size 512] [--crop]
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 from _machine import machine_line
 from eval_validation import capture, find_validation_images, per_image_arguments, prepare
+from scipy.ndimage import convolve
 
 import napari_lowlight as nl
 from napari_lowlight.dequantizer import smooth_project
@@ -34,6 +38,18 @@ from napari_lowlight.dequantizer.refiner import refiner_candidates, refiner_for
 from napari_lowlight.metrics import psnr
 
 DATA = ("data/wallpapers/unpacked", "data/microscopy/unpacked")
+
+#: Immerkaer's mask: the difference of two Laplacians, blind to planes and ramps.
+_NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+
+
+def pixel_noise(image: np.ndarray) -> float:
+    """Standard deviation of an image's white pixel noise (J. Immerkaer, "Fast noise variance
+    estimation", CVIU 64, 1996): the mean absolute response to :data:`_NOISE_MASK`, which
+    cancels smooth structure, scaled for Gaussian noise (skimage's wavelet estimate needs
+    PyWavelets, which the project does not install)."""
+    response = convolve(np.asarray(image, dtype=np.float64), _NOISE_MASK)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2.0) * np.abs(response).mean() / 6.0)
 
 
 def main() -> None:
@@ -49,8 +65,8 @@ def main() -> None:
           + (f"central {args.max_size}-px squares" if args.crop
              else f"longer side at most {args.max_size} px") + "; PSNR in dB\n")
     print("| image | " + " | ".join(labels) + " | classic | refined | oracle | "
-          + " | ".join(f"weight: {label}" for label in labels) + " |")
-    print("|---" * (2 * len(labels) + 4) + "|")
+          + " | ".join(f"weight: {label}" for label in labels) + " | reference noise, steps |")
+    print("|---" * (2 * len(labels) + 5) + "|")
     for name, load in find_validation_images(DATA).items():
         if args.images and not any(part in name for part in args.images):
             continue
@@ -79,8 +95,10 @@ def main() -> None:
         oracle = 10.0 * np.log10(1.0 / max(errors.min(axis=0).mean(), 1e-20))
         scores = [psnr(reference, np.clip(c, 0.0, 1.0)) for c in candidates]
         scores += [psnr(reference, smooth_project(jt, quant)), psnr(reference, refined), oracle]
+        width = float(np.median(step[step > 0]))
         print(f"| {name} | " + " | ".join(f"{s:.2f}" for s in scores) + " | "
-              + " | ".join(f"{w.mean():.2f}" for w in weights) + " |", flush=True)
+              + " | ".join(f"{w.mean():.2f}" for w in weights)
+              + f" | {pixel_noise(reference) / width:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
