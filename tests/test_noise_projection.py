@@ -201,3 +201,33 @@ def test_cli_takes_auto_and_refuses_words(tmp_path):
         main(["dequantize", str(path), str(tmp_path / "bad.tif"), "--noise", "loud"])
     assert refused.value.code == 2
     assert not (tmp_path / "bad.tif").exists()
+
+
+@pytest.mark.parametrize("shape, channel_axis", [((2, 3, 20, 24), None), ((20, 24, 3), -1),
+                                                 ((3, 20, 24), 0), ((4, 20, 3, 24), 2)])
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_projection_plane_by_plane_is_the_whole_images(shape, channel_axis, noise):
+    # dequantize projects plane by plane (one plane's float64 bounds in memory at a time):
+    # the result must be quantization.project's, to the bit, for every layout, a k map too
+    from napari_lowlight.dequantizer.inference import (
+        PROJECTION_MARGIN, _as_planes, plane_windows, project_planes)
+
+    rng = np.random.default_rng(7)
+    image = rng.random(shape)
+    capture = nl.degrade(image, k=1 / 20, r=1.3, sigma=0.25, bits=8, seed=1,
+                         channel_axis=channel_axis)
+    # the capture's own quantization, and the same levels under a k map (uneven light)
+    k_map = rng.uniform(1 / 30, 1 / 10, shape)
+    for quant in (capture.quantization,
+                  nl.Quantization(capture.quantization.levels, k=k_map, r=1.3, bits=8)):
+        estimate = (capture.reexposed + rng.normal(0, 0.02, shape)).astype(np.float32)
+        expected = quant.project(estimate, margin=PROJECTION_MARGIN, noise=noise)
+        result = project_planes(quant, estimate, noise=noise, channel_axis=channel_axis)
+        assert result.dtype == np.float32
+        np.testing.assert_array_equal(result, expected)
+    # the windows visit the planes in _as_planes' order, each a 2-D view of the plane
+    planes = _as_planes(image, channel_axis)[0]
+    windows = list(plane_windows(shape, channel_axis))
+    assert len(windows) == len(planes)
+    for window, plane in zip(windows, planes):
+        np.testing.assert_array_equal(image[window], plane)

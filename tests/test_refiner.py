@@ -321,3 +321,31 @@ def test_dilated_refiner_travels_with_its_file_and_tiles_like_the_whole(tmp_path
     with pytest.raises(WeightsError, match="beyond the limits"):
         save_refiner(Refiner(width=4, dilations=(1,) * 9), tmp_path / "deep.safetensors")
         load_refiner(tmp_path / "deep.safetensors")
+
+
+@pytest.mark.parametrize("options", [{}, {"texture_sigma": 4.0}, {"dilations": (1, 2, 4, 8)}])
+def test_refiner_cnn_on_tiles_gives_the_whole_planes_result(options):
+    # refine_plane runs the CNN on tiles (bounded memory on an 8K photograph's planes): with
+    # its halo the result is the whole plane's, to float rounding, for every reach
+    from napari_lowlight.dequantizer.refiner import refine_plane
+
+    torch.manual_seed(5)
+    refiner = Refiner(width=6, **options).eval()
+    with torch.no_grad():
+        for parameter in refiner.parameters():
+            parameter.normal_(0.0, 0.5)
+    cap, quant, projected = _wavy_capture(150, 170, seed=4)
+    lower, upper = quant.bounds(noise=0.25)
+
+    def project(image):
+        return np.clip(image, lower, upper)
+
+    step = quant.interval_width
+    whole = refine_plane(refiner, cap.reexposed, projected, step, project, tile=4096)
+    tiled = refine_plane(refiner, cap.reexposed, projected, step, project, tile=48)
+    assert np.abs(tiled - whole).max() < 1e-6
+    assert np.abs(whole - projected).max() > 1e-4  # the blend moved the network's output
+    # a tile too small for the halo's sake is still exact: the halo is added around it
+    np.testing.assert_allclose(
+        refine_plane(refiner, cap.reexposed, projected, step, project, tile=7), whole,
+        atol=1e-6)

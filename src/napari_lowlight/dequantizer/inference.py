@@ -27,7 +27,8 @@ from .refiner import Refiner, refine_plane, refiner_for
 from .weights import load_generator
 
 __all__ = ["AUTO_NOISE_FLOOR", "DEFAULT_MODEL", "NOISE_WINDOW", "apply_dequantizer",
-           "guard_projected", "judge_noise", "refine_projected", "resolve_device"]
+           "guard_projected", "judge_noise", "plane_windows", "project_planes",
+           "refine_projected", "resolve_device"]
 
 #: The model used when none is named.
 DEFAULT_MODEL = "default"
@@ -219,8 +220,8 @@ def apply_dequantizer(image, *, quantization: Quantization | None = None, model=
         # float32 in: project() then steps any value that float32 rounding put on an
         # interval's excluded edge back inside (a 16-bit interval is below a float32 ulp
         # near 1 times the margin's 1/1000)
-        restored = quantization.project(restored.astype(np.float32), margin=PROJECTION_MARGIN,
-                                        noise=noise)
+        restored = project_planes(quantization, restored, noise=noise,
+                                  channel_axis=channel_axis)
         if refiner is not None:
             restored = refine_projected(refiner, values, restored, quantization, noise=noise,
                                         channel_axis=channel_axis)
@@ -238,8 +239,7 @@ def refine_projected(refiner: Refiner, values, projected, quantization: Quantiza
                              channel_axis=channel_axis)
     # the blend is convex, so inside the intervals up to float32 rounding: the projection
     # again puts any value rounding moved onto an edge back inside
-    return quantization.project(refined, margin=PROJECTION_MARGIN,
-                                noise=noise).astype(np.float32)
+    return project_planes(quantization, refined, noise=noise, channel_axis=channel_axis)
 
 
 def guard_projected(values, restored, quantization: Quantization, *, noise: float,
@@ -247,19 +247,47 @@ def guard_projected(values, restored, quantization: Quantization, *, noise: floa
     """``restored`` (projected with ``noise``) through the texture guard
     (:func:`.guard.texture_guard`) plane by plane: what ``dequantize(..., guard=True)``
     returns, float32."""
-    step = quantization.interval_width
-    # Jt as float32, as the network and the refiner see it: a float64 Jt and its float32
-    # copy (a result saved and reopened) then give the same answer, to the bit
-    values = np.asarray(values, dtype=np.float32)
-    planes = [_as_planes(np.asarray(array), channel_axis)[0]
-              for array in (values, restored, step)]
-    shape = _as_planes(restored, channel_axis)[1]
-    out = np.stack([texture_guard(value, result, width)
-                    for value, result, width in zip(*planes)]).reshape(shape)
-    out = out if channel_axis is None else np.moveaxis(out, 0, channel_axis)
+    values, restored = np.asarray(values), np.asarray(restored)
+    out = np.empty(restored.shape, dtype=np.float32)
+    for window in plane_windows(restored.shape, channel_axis):
+        # Jt as float32, as the network and the refiner see it: a float64 Jt and its float32
+        # copy (a result saved and reopened) then give the same answer, to the bit
+        out[window] = texture_guard(np.asarray(values[window], dtype=np.float32),
+                                    restored[window],
+                                    _window_quantization(quantization, window).interval_width)
     # a convex blend of values inside the intervals: the projection only undoes float32
     # rounding onto an edge
-    return quantization.project(out, margin=PROJECTION_MARGIN, noise=noise).astype(np.float32)
+    return project_planes(quantization, out, noise=noise, channel_axis=channel_axis)
+
+
+def plane_windows(shape, channel_axis=None):
+    """Index tuples of every (rows, cols) plane of an array of ``shape``: the last two axes
+    other than ``channel_axis`` are the plane's; channels outermost, then the other leading
+    axes in order (the order of :func:`_as_planes`).  ``array[window]`` is a 2-D view."""
+    ndim = len(shape)
+    channel = None if channel_axis is None else channel_axis % ndim
+    others = [axis for axis in range(ndim) if axis != channel]
+    leading = others[:-2]
+    for index in np.ndindex(*([] if channel is None else [shape[channel]]),
+                            *[shape[axis] for axis in leading]):
+        window = [slice(None)] * ndim
+        for axis, position in zip(([] if channel is None else [channel]) + leading, index):
+            window[axis] = position
+        yield tuple(window)
+
+
+def project_planes(quantization: Quantization, image, *, noise: float,
+                   channel_axis=None) -> np.ndarray:
+    """``quantization.project(image as float32, margin=PROJECTION_MARGIN, noise=noise)``,
+    float32, computed plane by plane: the same values, to the bit (the projection is per
+    pixel), with the interval bounds of one plane in memory at a time instead of the
+    whole image's (float64: four of them for an 8K RGB photograph are 3.2 GB)."""
+    image = np.asarray(image)
+    out = np.empty(image.shape, dtype=np.float32)
+    for window in plane_windows(image.shape, channel_axis):
+        out[window] = _window_quantization(quantization, window).project(
+            np.asarray(image[window], dtype=np.float32), margin=PROJECTION_MARGIN, noise=noise)
+    return out
 
 
 def _as_planes(array, channel_axis):
@@ -298,22 +326,18 @@ def _refine_planes(refiner: Refiner, values, restored, quantization: Quantizatio
                    noise: float, channel_axis) -> np.ndarray:
     """The refiner on every (rows, cols) plane, its candidates projected as ``restored``
     was (the intervals widened by ``noise`` steps, margin :data:`PROJECTION_MARGIN`)."""
-    lower, upper = quantization.bounds(noise=noise)
-    step = quantization.interval_width
-
-    def planes(array):
-        return _as_planes(array, channel_axis)[0]
-
-    shape = _as_planes(restored, channel_axis)[1]
-    out = np.empty((int(np.prod(shape[:-2], dtype=np.int64)),) + shape[-2:], np.float32)
-    for index, (value, network, lo, hi, width) in enumerate(zip(
-            planes(values), planes(restored), planes(lower), planes(upper), planes(step))):
+    values, restored = np.asarray(values), np.asarray(restored)
+    out = np.empty(restored.shape, dtype=np.float32)
+    # one plane's bounds at a time (float64; the whole image's would be several copies)
+    for window in plane_windows(restored.shape, channel_axis):
+        plane = _window_quantization(quantization, window)
+        lo, hi = plane.bounds(noise=noise)
         span = hi - lo
         low, high = lo + PROJECTION_MARGIN * span, hi - PROJECTION_MARGIN * span
-        out[index] = refine_plane(refiner, value, network, width,
-                                  lambda image, low=low, high=high: np.clip(image, low, high))
-    out = out.reshape(shape)
-    return out if channel_axis is None else np.moveaxis(out, 0, channel_axis)
+        out[window] = refine_plane(refiner, values[window], restored[window],
+                                   plane.interval_width,
+                                   lambda image, low=low, high=high: np.clip(image, low, high))
+    return out
 
 
 def _values(array, quantization: Quantization | None) -> np.ndarray:

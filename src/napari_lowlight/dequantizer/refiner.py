@@ -26,9 +26,9 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-__all__ = ["DEFAULT_DILATIONS", "SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA", "Refiner",
-           "load_refiner", "local_texture", "refine_plane", "refiner_candidates", "refiner_for",
-           "save_refiner"]
+__all__ = ["DEFAULT_DILATIONS", "REFINER_TILE", "SMOOTHING_SIGMAS", "TEXTURE_DETAIL_SIGMA",
+           "Refiner", "load_refiner", "local_texture", "refine_plane", "refiner_candidates",
+           "refiner_for", "save_refiner"]
 
 #: Gaussian standard deviations (pixels) of the smoothed candidates.
 SMOOTHING_SIGMAS = (0.7, 1.5, 3.0)
@@ -195,22 +195,57 @@ class Refiner(nn.Module):
         return torch.softmax(self.body(torch.cat(features, dim=1)), dim=1)
 
 
+#: Side, pixels, of the tiles the refiner's CNN runs on within a plane.  Its hidden layers
+#: hold ``width`` float32 features per pixel: on a whole 11 MP plane (one channel of an 8K
+#: photograph) that was most of ``dequantize``'s 13.5 GB peak (benchmarks/bench_memory.py).
+REFINER_TILE = 1024
+
+
+def _weights_reach(refiner: Refiner) -> int:
+    """Pixels each side that :meth:`Refiner.weights` reads beyond a pixel, given the
+    candidates: the CNN's reach, plus the texture input's Gaussians (truncated at 4 sigma)
+    and its 3x3 widest interval."""
+    reach = refiner.reach
+    if refiner.texture_sigma is not None:
+        reach += (int(4.0 * TEXTURE_DETAIL_SIGMA + 0.5) + int(4.0 * refiner.texture_sigma + 0.5)
+                  + 1)
+    return reach
+
+
 def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step: np.ndarray,
-                 project: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The refined (rows, cols) plane, float32 (CPU; the refiner is tiny)."""
+                 project: Callable[[np.ndarray], np.ndarray], *,
+                 tile: int = REFINER_TILE) -> np.ndarray:
+    """The refined (rows, cols) plane, float32 (CPU; the refiner is tiny).
+
+    The candidates are made for the whole plane; the CNN runs on ``tile``-px tiles with a
+    halo of its reach, which gives the whole plane's result (to float rounding) in a
+    bounded amount of memory."""
     candidates = refiner_candidates(values, network, project, refiner.sigmas,
                                     refiner.input_sigmas)
+    rows, cols = candidates.shape[1:]
+    # an own writable copy: torch.from_numpy takes no read-only (broadcast) array
+    step = np.array(np.broadcast_to(np.asarray(step, dtype=np.float32), (rows, cols)))
     # oneDNN's channels-last convolutions: the refiner's CNN runs 1.7-2.4x faster on the
     # CPU (benchmarks/bench_dequantize.py, "the refiner's CNN alone" rows), same values
     # within 1e-6. load_refiner returns it so; a refiner built otherwise is converted once
     if not refiner.body[0].weight.is_contiguous(memory_format=torch.channels_last):
         refiner.to(memory_format=torch.channels_last)
+    halo = _weights_reach(refiner) + 1
+    refined = np.empty((rows, cols), dtype=np.float32)
     with torch.no_grad():
-        refined = refiner(
-            torch.from_numpy(candidates)[None].contiguous(memory_format=torch.channels_last),
-            torch.from_numpy(np.asarray(step, dtype=np.float32))[None, None])
+        for top in range(0, rows, tile):
+            for left in range(0, cols, tile):
+                bottom, right = min(top + tile, rows), min(left + tile, cols)
+                y0, y1 = max(0, top - halo), min(rows, bottom + halo)
+                x0, x1 = max(0, left - halo), min(cols, right + halo)
+                result = refiner(
+                    torch.from_numpy(np.ascontiguousarray(candidates[:, y0:y1, x0:x1]))[None]
+                    .contiguous(memory_format=torch.channels_last),
+                    torch.from_numpy(np.ascontiguousarray(step[y0:y1, x0:x1]))[None, None])
+                refined[top:bottom, left:right] = result.numpy()[
+                    0, 0, top - y0:bottom - y0, left - x0:right - x0]
     # float32 sums of values at 1 can land a rounding step above it
-    return np.clip(refined.numpy()[0, 0], 0.0, 1.0)
+    return np.clip(refined, 0.0, 1.0)
 
 
 #: Largest refiner a weights file may declare (checked before it is built).
