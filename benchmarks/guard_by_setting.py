@@ -34,17 +34,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = [ROOT / "data/wallpapers/unpacked", ROOT / "data/microscopy/unpacked"]
 
 
-def training_images() -> dict:
-    """short name -> one 2-D plane of every training image present."""
+def training_arrays() -> dict:
+    """name -> every training image present (``make training-data`` and scikit-image's
+    training samples; never the validation images), colour kept, sorted by name."""
     images = {}
     for folder in DATA:
         if folder.exists():
             images.update(load_images([folder], min_side=128))
     images.update(test_set_images())
+    return {name: array for name, array in sorted(images.items())
+            if not is_validation_image(name)}
+
+
+def training_images() -> dict:
+    """short name -> one 2-D plane of every training image present."""
     planes = {}
-    for name, array in sorted(images.items()):
-        if is_validation_image(name):
-            continue
+    for name, array in training_arrays().items():
         plane = array[..., 1] if array.ndim == 3 else array
         if np.ptp(plane) == 0 or min(plane.shape) < 128:
             continue  # one flat colour (nothing to restore), or too small

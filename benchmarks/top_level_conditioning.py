@@ -36,11 +36,10 @@ import numpy as np
 import torch
 from _machine import machine_line
 from eval_validation import DEFAULT_DATA, capture, find_validation_images, prepare
-from guard_by_setting import DATA as TRAINING_DATA
+from guard_by_setting import training_arrays
 
 from napari_lowlight.dequantizer import inference
 from napari_lowlight.dequantizer.guard import guard_applies
-from napari_lowlight.dequantizer.pairs import is_validation_image, load_images, test_set_images
 from napari_lowlight.dequantizer.refiner import refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
 from napari_lowlight.metrics import psnr
@@ -87,13 +86,9 @@ def restored(generator, refiner, jt, quant: Quantization, step, axis) -> np.ndar
 
 
 def training_images() -> dict:
-    images = {}
-    for folder in TRAINING_DATA:
-        if folder.exists():
-            images.update(load_images([folder], min_side=128))
-    images.update(test_set_images())
-    return {name.rsplit("/", 1)[-1]: (lambda a=array: a) for name, array in sorted(images.items())
-            if not is_validation_image(name) and np.ptp(array) > 0}
+    """short name -> a function returning the training image (colour kept); flat ones out."""
+    return {name.rsplit("/", 1)[-1]: (lambda a=array: a)
+            for name, array in training_arrays().items() if np.ptp(array) > 0}
 
 
 def compare(images: dict, crops, generator, refiner) -> list:
