@@ -349,3 +349,5 @@ def test_refiner_cnn_on_tiles_gives_the_whole_planes_result(options):
     np.testing.assert_allclose(
         refine_plane(refiner, cap.reexposed, projected, step, project, tile=7), whole,
         atol=1e-6)
+    with pytest.raises(ValueError, match="tile must be a positive"):
+        refine_plane(refiner, cap.reexposed, projected, step, project, tile=0)

@@ -220,6 +220,9 @@ def refine_plane(refiner: Refiner, values: np.ndarray, network: np.ndarray, step
     The candidates are made for the whole plane; the CNN runs on ``tile``-px tiles with a
     halo of its reach, which gives the whole plane's result (to float rounding) in a
     bounded amount of memory."""
+    if int(tile) != tile or tile < 1:
+        raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
+    tile = int(tile)
     candidates = refiner_candidates(values, network, project, refiner.sigmas,
                                     refiner.input_sigmas)
     rows, cols = candidates.shape[1:]
