@@ -24,7 +24,8 @@ used to decide).  Settings as ``eval_validation.py``'s ``fluo12``, ``local``, ``
 (seed 0).
 
 Run:  .venv/bin/python benchmarks/top_level_conditioning.py [--threads 2]
-      [--sets training validation]   (about 15 minutes on 2 cores)
+      [--sets training validation] [--diagnose calla.png]   (about 15 minutes on 2 cores;
+      ``--sets --diagnose calla.png`` for the bias table alone, a minute)
 """
 
 from __future__ import annotations
@@ -50,17 +51,20 @@ SETTINGS = ("fluo12", "local", "global")
 CENTRE_TOLERANCE = 0.1
 
 
-def uncut_step(quant: Quantization) -> np.ndarray:
+def uncut_step(quant: Quantization, tolerance: float = CENTRE_TOLERANCE) -> np.ndarray:
     """The interval widths, with the brightest reachable level's uncut width where the
-    range's end at 1.0 cut it and ``Jt`` still sits at the level's value."""
+    range's end at 1.0 cut it and ``Jt`` still sits at the level's value (the clip moved it
+    by at most ``tolerance`` of the uncut width).  ``tolerance=inf``: at every reachable
+    level the range's end cut, the empty one at exactly 1.0 (``[1, 1]``) included."""
     lo, hi = quant.bounds()
     width = hi - lo
     m = quant.levels.astype(np.float64)
     nominal = (m * quant.q / quant.k) ** (1.0 / quant.r)
     uncut_hi = ((m + 0.5) * quant.q / quant.k) ** (1.0 / quant.r)
     uncut = uncut_hi - lo
-    cut = ((width > 0) & (uncut_hi > hi) & (quant.levels < quant.max_level)
-           & (nominal - hi <= CENTRE_TOLERANCE * uncut))
+    some = (width > 0) if np.isfinite(tolerance) else quant.reachable
+    cut = (some & (uncut_hi > hi) & (quant.levels < quant.max_level)
+           & (nominal - hi <= tolerance * uncut))
     return np.where(cut, uncut, width)
 
 
@@ -132,12 +136,62 @@ def report(title: str, rows: list, counted: int) -> None:
               f"{changed:.1%})")
 
 
+def diagnose(name: str, generator, refiner) -> None:
+    """For one validation image: the mean error, in steps, on the cut top level and the level
+    below it (12-bit setting, the channel with most cut pixels) of ``Jt``, classic and the
+    network's raw output with either step; then the global setting with every cut level
+    shown uncut (no centre tolerance), channel by channel."""
+    from napari_lowlight.dequantizer import smooth_project
+
+    image = prepare(find_validation_images(DEFAULT_DATA)[name](), 512)
+    axis = -1 if image.ndim == 3 else None
+    reference, jt, quant = capture("fluo12", image, axis)
+    shipped, uncut = quant.interval_width, uncut_step(quant)
+    channels = np.moveaxis(uncut != shipped, -1, 0) if axis is not None else [uncut != shipped]
+    channel = int(np.argmax([np.mean(c) for c in channels])) if axis is not None else None
+
+    def plane(array):
+        return np.asarray(array)[..., channel] if channel is not None else np.asarray(array)
+
+    def raw(step):
+        return inference._restore_planes(np.asarray(jt), _Steps(step), generator,
+                                         device=torch.device("cpu"), tile=None,
+                                         channel_axis=axis, progress=None)
+
+    estimates = {"Jt": jt, "classic": smooth_project(jt, quant, channel_axis=axis),
+                 "network, shipped step": raw(shipped), "network, uncut step": raw(uncut)}
+    step = float(np.median(plane(shipped)[plane(shipped) > 0]))
+    levels = plane(quant.levels).astype(int)
+    top = int(levels[plane(uncut) != plane(shipped)].max())
+    print(f"\n### {name}: mean error in steps near the cut top level (fluo12, channel "
+          f"{channel}; {np.mean(plane(uncut) != plane(shipped)):.0%} of its pixels cut)\n")
+    print("| level | pixels | " + " | ".join(estimates) + " |")
+    print("|---" * (len(estimates) + 2) + "|")
+    for level in (top, top - 1):
+        where = levels == level
+        print(f"| {level} | {int(where.sum())} | " + " | ".join(
+            f"{np.mean((plane(e)[where] - plane(reference)[where]) / step):+.2f}"
+            for e in estimates.values()) + " |")
+    reference, jt, quant = capture("global", image, axis)
+    before = restored(generator, refiner, jt, quant, quant.interval_width, axis)
+    after = restored(generator, refiner, jt, quant, uncut_step(quant, np.inf), axis)
+    print(f"\nglobal setting, every reachable cut level shown uncut (no centre tolerance: the "
+          "level at exactly 1.0 too), PSNR dB per channel, shipped -> uncut:")
+    for index in range(image.shape[-1] if axis is not None else 1):
+        pick = (lambda a, i=index: np.asarray(a)[..., i]) if axis is not None else np.asarray
+        print(f"- channel {index}: {psnr(pick(reference), pick(before)):.2f} -> "
+              f"{psnr(pick(reference), pick(after)):.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--sets", nargs="+", default=["training", "validation"],
+    parser.add_argument("--sets", nargs="*", default=["training", "validation"],
                         choices=["training", "validation"])
+    parser.add_argument("--diagnose", nargs="*", default=["calla.png"], metavar="IMAGE",
+                        help="validation images to show the bias near the cut level of "
+                             "(default: calla.png)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator, refiner = load_generator(args.model).eval(), refiner_for(args.model)
@@ -151,8 +205,11 @@ def main() -> int:
             images, crops = find_validation_images(DEFAULT_DATA), (False,)
         rows = compare(images, crops, generator, refiner)
         counted = len(images) * len(crops)
-        report(f"{which} images ({len(images)}, {'cropped and shrunk' if len(crops) == 2 else 'shrunk'}"
-               f" to 512 px; {time.perf_counter() - started:.0f} s)", rows, counted)
+        sizes = "cropped and shrunk" if len(crops) == 2 else "shrunk"
+        report(f"{which} images ({len(images)}, {sizes} to 512 px; "
+               f"{time.perf_counter() - started:.0f} s)", rows, counted)
+    for name in args.diagnose:
+        diagnose(name, generator, refiner)
     return 0
 
 
