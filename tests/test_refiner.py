@@ -216,6 +216,14 @@ def test_local_texture_matches_scipy_and_sees_pixel_noise():
                               torch.from_numpy(width)[None, None].clamp(min=1e-6), 4.0)
     # (the 6-step edge itself reads as detail, as any edge does: away from it, noise only)
     assert float(saturated[..., 44:].max()) < 0.8
+    # deep inside an unreachable (zero-width) region the edge is counted in the widest step
+    # within the detail's reach, not in a tiny floor (it read millions of steps before
+    # session 29)
+    values = np.where(np.arange(64)[None] < 40, 0.97, 1.0).repeat(32, 0)
+    widths = np.where(np.arange(64)[None] < 40, 1 / 64, 0.0).repeat(32, 0)
+    inside = local_texture(torch.from_numpy(values)[None, None],
+                           torch.from_numpy(widths)[None, None], 4.0)
+    assert torch.isfinite(inside).all() and float(inside[..., 42:].max()) < 2.0
 
 
 def _wavy_capture(rows, cols, seed):

@@ -103,11 +103,20 @@ def local_texture(values: torch.Tensor, step: torch.Tensor, sigma: float) -> tor
     Parameters
     ----------
     values, step : torch.Tensor (N, 1, H, W)
-        ``Jt`` in [0, 1] and the exact interval widths (>= 0; 0 at unreachable levels).
+        ``Jt`` in [0, 1] and the exact interval widths (>= 0; 0 at unreachable levels;
+        where a whole 3x3 neighbourhood has widths of 0, the widest within the detail
+        Gaussian's reach counts).
     sigma : float
         The averaging window, pixels.
     """
-    width = nn.functional.max_pool2d(step, 3, stride=1, padding=1).clamp(min=1e-6)
+    width = nn.functional.max_pool2d(step, 3, stride=1, padding=1)
+    # Deeper than a pixel inside an unreachable (zero-width) region no 3x3 neighbour has a
+    # step; there the detail is nonzero only where its blur reaches across the region's edge,
+    # and is counted in the widest step within that reach (not in a tiny floor, which made
+    # it millions of steps).  Local, so tiles and dask blocks with the halo give the same.
+    reach = int(4.0 * TEXTURE_DETAIL_SIGMA + 0.5)
+    wider = nn.functional.max_pool2d(step, 2 * reach + 1, stride=1, padding=reach)
+    width = torch.where(width > 0, width, wider).clamp(min=1e-6)
     detail = (values - _gaussian_blur(values, TEXTURE_DETAIL_SIGMA)) / width
     return torch.sqrt(_gaussian_blur(detail * detail, sigma) + 1e-12)
 
