@@ -210,7 +210,7 @@ def test_projection_plane_by_plane_is_the_whole_images(shape, channel_axis, nois
     # dequantize projects plane by plane (one plane's float64 bounds in memory at a time):
     # the result must be quantization.project's, to the bit, for every layout, a k map too
     from napari_lowlight.dequantizer.inference import (
-        PROJECTION_MARGIN, _as_planes, plane_windows, project_planes)
+        PROJECTION_MARGIN, plane_windows, project_planes)
 
     rng = np.random.default_rng(7)
     image = rng.random(shape)
@@ -225,8 +225,10 @@ def test_projection_plane_by_plane_is_the_whole_images(shape, channel_axis, nois
         result = project_planes(quant, estimate, noise=noise, channel_axis=channel_axis)
         assert result.dtype == np.float32
         np.testing.assert_array_equal(result, expected)
-    # the windows visit the planes in _as_planes' order, each a 2-D view of the plane
-    planes = _as_planes(image, channel_axis)[0]
+    # the windows visit the planes channels first, then the leading axes in order, each a
+    # 2-D view of the plane
+    moved = image if channel_axis is None else np.moveaxis(image, channel_axis, 0)
+    planes = moved.reshape((-1,) + moved.shape[-2:])
     windows = list(plane_windows(shape, channel_axis))
     assert len(windows) == len(planes)
     for window, plane in zip(windows, planes):

@@ -263,7 +263,7 @@ def guard_projected(values, restored, quantization: Quantization, *, noise: floa
 def plane_windows(shape, channel_axis=None):
     """Index tuples of every (rows, cols) plane of an array of ``shape``: the last two axes
     other than ``channel_axis`` are the plane's; channels outermost, then the other leading
-    axes in order (the order of :func:`_as_planes`).  ``array[window]`` is a 2-D view."""
+    axes in order.  ``array[window]`` is a 2-D view."""
     ndim = len(shape)
     channel = None if channel_axis is None else channel_axis % ndim
     others = [axis for axis in range(ndim) if axis != channel]
@@ -288,13 +288,6 @@ def project_planes(quantization: Quantization, image, *, noise: float,
         out[window] = _window_quantization(quantization, window).project(
             np.asarray(image[window], dtype=np.float32), margin=PROJECTION_MARGIN, noise=noise)
     return out
-
-
-def _as_planes(array, channel_axis):
-    """(planes (n, rows, cols), the channels-first shape): channels first, then every
-    leading axis flattened (views where numpy can)."""
-    moved = array if channel_axis is None else np.moveaxis(array, channel_axis, 0)
-    return moved.reshape((-1,) + moved.shape[-2:]), moved.shape
 
 
 def _refiner(refine, model, project: bool) -> Refiner | None:
@@ -393,19 +386,20 @@ def _restore_planes(values, quantization, generator, *, device, tile, channel_ax
                     progress) -> np.ndarray:
     """The network on every (rows, cols) plane of an in-memory image: the input plus the
     residual, clipped to [0, 1], in the input's layout."""
-    step = quantization.interval_width if quantization is not None else None
-    planes, shape = _as_planes(values, channel_axis)
-    planes = planes.astype(np.float32)
-    steps = None if step is None else _as_planes(step, channel_axis)[0].astype(np.float32)
-    restored = np.empty_like(planes)
-    for index in range(planes.shape[0]):
+    values = np.asarray(values)
+    step = None if quantization is None else np.asarray(quantization.interval_width)
+    restored = np.empty(values.shape, dtype=np.float32)
+    windows = list(plane_windows(values.shape, channel_axis))
+    for index, window in enumerate(windows):
+        plane = np.ascontiguousarray(values[window], dtype=np.float32)
+        plane_step = None if step is None else np.ascontiguousarray(step[window],
+                                                                    dtype=np.float32)
         residual, generator, device, tile = _run_plane_within_memory(
-            generator, planes[index], None if steps is None else steps[index], device, tile)
-        restored[index] = planes[index] + residual
+            generator, plane, plane_step, device, tile)
+        restored[window] = np.clip(plane + residual, 0.0, 1.0)
         if progress is not None:
-            progress(index + 1, planes.shape[0])
-    restored = np.clip(restored, 0.0, 1.0).reshape(shape)
-    return restored if channel_axis is None else np.moveaxis(restored, 0, channel_axis)
+            progress(index + 1, len(windows))
+    return restored
 
 
 def judge_noise(estimate, quantization: Quantization, *, channel_axis: int | None = None,
