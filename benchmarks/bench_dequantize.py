@@ -21,30 +21,9 @@ from _machine import machine_line
 import napari_lowlight as nl
 from napari_lowlight.dequantizer.guard import median3
 from napari_lowlight.dequantizer.inference import guard_projected
+from napari_lowlight.dequantizer.networks import flops_per_pixel
 from napari_lowlight.dequantizer.refiner import refiner_candidates, refiner_for
 from napari_lowlight.dequantizer.weights import load_generator
-
-
-def flops_per_pixel(generator, side: int = 256) -> float:
-    """Multiply-adds x 2 of every convolution per input pixel, counted on a forward pass
-    (a multi-scale network does most of its convolutions at lower resolutions)."""
-    total = 0
-
-    def count(module, inputs, output):
-        nonlocal total
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        total += 2 * output.numel() * module.in_channels // module.groups * kernel
-
-    hooks = [m.register_forward_hook(count) for m in generator.modules()
-             if isinstance(m, torch.nn.Conv2d)]
-    try:
-        image = torch.rand(1, 1, side, side)
-        with torch.no_grad():
-            generator(image, torch.full_like(image, 0.01) if generator.conditioned else None)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return total / side**2
 
 
 def matmul_peak(threads: int) -> float:

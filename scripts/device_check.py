@@ -792,14 +792,47 @@ def stage_tests(settings: dict, rec: Recorder) -> None:
     for test in tests:
         counts[test["outcome"]] += 1
     counts["total"] = len(tests)
+    selected = _selected_count(output)
+    if selected is not None:
+        counts["selected"] = selected
+        counts["not_reached"] = max(0, selected - len(tests))
     rec.data["counts"] = counts
     rec.data["tests"] = tests
-    code = rec.data.get("exit_code")
-    if code not in (0, 5) or counts["failed"] or counts["error"]:
-        rec.data["status"] = "failed"
-        rec.data["status_detail"] = (f"{counts['failed']} failed, {counts['error']} errors "
-                                     f"(pytest exit code {code})")
+    status = _tests_status(counts, rec.data.get("exit_code"))
+    if status is not None:
+        rec.data["status"], rec.data["status_detail"] = status
     rec.save()
+
+
+def _tests_status(counts: dict, code: int | None) -> tuple[str, str] | None:
+    """The tests stage's (status, detail) when not "ok"; ``code`` None: stopped at the budget."""
+    if counts["failed"] or counts["error"] or code not in (0, 5, None):
+        return "failed", (f"{counts['failed']} failed, {counts['error']} errors "
+                          f"(pytest exit code {code})")
+    if code is None:
+        # stopped at the stage's budget with nothing failed: say so, not "failed"
+        selected = counts.get("selected")
+        ran = f"{counts['total']} of {selected}" if selected is not None else f"{counts['total']}"
+        left = f"; {counts['not_reached']} not reached" if selected is not None else ""
+        return "incomplete", f"stopped at the budget: {ran} tests ran, none failed{left}"
+    return None
+
+
+#: pytest's count of the tests it will run: "4 workers [76 items]" (pytest-xdist), "76
+#: selected" (a -m filter deselected others), else "collected 76 items".
+_SELECTED_PATTERNS = (re.compile(r"\bworkers? \[(\d+) items?\]"),
+                      re.compile(r"\b(\d+) selected\b"),
+                      re.compile(r"\bcollected (\d+) items?\b"))
+
+
+def _selected_count(lines: list[str]) -> int | None:
+    """How many tests pytest set out to run, read from its header lines (None if unsaid)."""
+    for pattern in _SELECTED_PATTERNS:
+        for line in lines:
+            match = pattern.search(line)
+            if match:
+                return int(match.group(1))
+    return None
 
 
 def _pytest_command(settings: dict, rec: Recorder, junit: Path, timeout: float,
@@ -940,19 +973,6 @@ def _rate(run, device, seconds: float, warmup: int, max_calls: int = 500) -> tup
     return (time.perf_counter() - start) / calls, calls
 
 
-def flops_per_pixel(generator) -> float:
-    """2 x multiply-adds of every convolution per output pixel (the generator keeps its
-    resolution: every convolution has stride 1)."""
-    import torch
-
-    total = 0
-    for module in generator.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += 2 * module.in_channels // module.groups * module.out_channels * kh * kw
-    return float(total)
-
-
 def _variant_model(generator, variant: str, device):
     """The generator set up for ``variant`` (a copy) and a function making its inputs."""
     import torch
@@ -1034,6 +1054,7 @@ def stage_bench_dequantizer(settings: dict, rec: Recorder) -> None:
     import torch
 
     import napari_lowlight as nl
+    from napari_lowlight.dequantizer.networks import flops_per_pixel
     from napari_lowlight.dequantizer.weights import available_models, load_generator
 
     sizes = settings["sizes"]
@@ -1117,6 +1138,7 @@ def stage_bench_dequantizer(settings: dict, rec: Recorder) -> None:
 def stage_bench_compile(settings: dict, rec: Recorder) -> None:
     import torch
 
+    from napari_lowlight.dequantizer.networks import flops_per_pixel
     from napari_lowlight.dequantizer.weights import available_models, load_generator
 
     sizes = settings["sizes"]

@@ -165,3 +165,36 @@ def test_no_stage_starts_past_the_deadline(tmp_path):
     assert [stage["status"] for stage in report["stages"].values()][1:] == \
         ["skipped"] * (len(STAGES) - 1)
     assert (tmp_path / "report.md").is_file() and (tmp_path / "log.txt").is_file()
+
+
+def _script_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("device_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (["created: 4/4 workers\n", "4 workers [76 items]\n"], 76),
+    (["collected 610 items / 534 deselected / 76 selected\n"], 76),
+    (["collected 3 items\n"], 3),
+    (["collected 1 item\n"], 1),
+    (["no header here\n"], None),
+])
+def test_the_tests_stage_reads_how_many_tests_pytest_set_out_to_run(lines, expected):
+    assert _script_module()._selected_count(lines) == expected
+
+
+def test_a_tests_stage_cut_at_its_budget_is_incomplete_not_failed():
+    status = _script_module()._tests_status
+    passed = {"passed": 55, "failed": 0, "error": 0, "skipped": 0, "xfailed": 0, "total": 55,
+              "selected": 76, "not_reached": 21}
+    # the first device run of session 30 read "failed: 0 failed, 0 errors" here
+    assert status(passed, None) == (
+        "incomplete", "stopped at the budget: 55 of 76 tests ran, none failed; 21 not reached")
+    assert status(dict(passed, failed=1), None)[0] == "failed"
+    assert status(passed, 1)[0] == "failed"  # pytest's own failure code, e.g. a crash
+    assert status(dict(passed, not_reached=0, selected=55, total=55), 0) is None
+    assert status(dict(passed, passed=0, total=0, selected=0, not_reached=0), 5) is None

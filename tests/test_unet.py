@@ -182,3 +182,22 @@ def test_dask_input_with_unaligned_chunks_equals_in_memory():
                         project=False)
     assert isinstance(out, da.Array)
     np.testing.assert_allclose(out.compute(), expected, atol=1e-5)
+
+
+def test_flops_per_pixel_counts_each_convolution_at_the_resolution_it_runs_at():
+    from napari_lowlight.dequantizer.networks import Generator, flops_per_pixel
+
+    def stride_one_sum(net):  # every convolution as if it ran at full resolution
+        return sum(2 * m.in_channels // m.groups * m.out_channels * m.kernel_size[0]
+                   * m.kernel_size[1] for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+    residual = Generator(1, depth=3, width=8)  # stride 1 throughout: the sum is exact
+    assert flops_per_pixel(residual, side=64) == pytest.approx(stride_one_sum(residual))
+    unet = UNetGenerator(1, 3, 8)
+    # the same per pixel at any size (a count, not a timing) ...
+    assert flops_per_pixel(unet, side=64) == pytest.approx(flops_per_pixel(unet, side=128))
+    # ... and far below the full-resolution sum: the device report's U-Net "454 TFLOP/s"
+    # in fp32 (session 30) came from that sum
+    assert flops_per_pixel(unet, side=64) < 0.5 * stride_one_sum(unet)
+    with pytest.raises(ValueError, match="at least 8"):
+        flops_per_pixel(unet, side=4)
