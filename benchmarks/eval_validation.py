@@ -20,6 +20,10 @@ Settings, each image captured with seed 0:
   (exposure unknown); the reference is ``clip(gain * k * J**r, 0, 1)``, the input
   LAIC's ``.enhanced`` with its ``.quantization``.
 
+``--sigma S`` gives every setting S steps of capture noise instead (``--sigma 0``: noise-free
+captures, where the clean image is consistent with every interval and a raw-consistency
+target applies as stated).
+
 Methods: ``Jt`` (the re-exposed image, or the LAIC output), ``classic``
 (``smooth_project`` with its defaults) and every ``--models`` entry with projection
 (what ``dequantize(..., project=True)`` returns: the raw output projected by
@@ -315,6 +319,10 @@ def main():
                         help="the models' projection allowance in steps (dequantize(noise=)): "
                         "a number, 'known' for each setting's own sigma, or 'auto' "
                         "(judged from the output, dequantize's default; the default here too)")
+    parser.add_argument("--sigma", type=float, default=None,
+                        help="the captures' noise in steps for every setting instead of each "
+                        "setting's own (0.25): 0 for noise-free captures, where the clean "
+                        "image is 100 %% consistent with the intervals")
     parser.add_argument("--no-refiner", action="store_true",
                         help="leave out the NAME+refiner rows")
     parser.add_argument("--guard", nargs="?", const="on", choices=list(GUARD_SUFFIX),
@@ -328,6 +336,11 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    if args.sigma is not None:
+        if not 0.0 <= args.sigma <= 4.0:
+            parser.error(f"--sigma must be 0-4 steps, got {args.sigma}")
+        for values in SETTINGS.values():  # capture() and setting_sigma() read these
+            values["sigma"] = args.sigma
 
     models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)
@@ -350,7 +363,9 @@ def main():
     header = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads, "
               f"{args.device}), models {', '.join(args.models)}, projection noise "
               f"allowance {args.noise} (margin {PROJECTION_MARGIN})"
-              + (f", texture guard rows: {args.guard}" if args.guard else ""),
+              + (f", texture guard rows: {args.guard}" if args.guard else "")
+              + (f", capture noise {args.sigma} step in every setting"
+                 if args.sigma is not None else ""),
               "",
               f"{len(images)} validation images, "
               + (f"central {args.max_size}-px squares at full resolution: " if args.crop
