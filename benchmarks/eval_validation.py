@@ -340,7 +340,8 @@ def main():
         if not 0.0 <= args.sigma <= 4.0:
             parser.error(f"--sigma must be 0-4 steps, got {args.sigma}")
         for values in SETTINGS.values():  # capture() and setting_sigma() read these
-            values["sigma"] = args.sigma
+            if values is not None:  # laic-global: the global capture's
+                values["sigma"] = args.sigma
 
     models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)
