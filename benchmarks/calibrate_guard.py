@@ -77,17 +77,18 @@ def calibration_planes():
     return planes
 
 
-def restored_cases(model: str = "default", refine="auto", planes=None, settings=SETTINGS):
+def restored_cases(model: str = "default", refine="auto", planes=None, settings=SETTINGS,
+                   noise="auto"):
     """(label, reference, Jt, step, dequantize's unguarded result) per image, size, setting:
     each plane's central 512-px square and the plane shrunk to 512 px (default planes:
-    :func:`calibration_planes`), in each of ``settings``."""
+    :func:`calibration_planes`), in each of ``settings``, restored with ``noise``."""
     for name, plane in (calibration_planes() if planes is None else planes).items():
         for crop in (True, False):
             image = prepare(plane, 512, crop=crop)
             for setting in settings:
                 reference, jt, quant = capture(setting, image, None)
                 result = nl.dequantize(jt, quantization=quant, model=model, refine=refine,
-                                       guard=False)
+                                       guard=False, noise=noise)
                 yield (f"{name} {'crop' if crop else 'shrunk'} {setting}", reference,
                        np.asarray(jt, dtype=np.float64), quant.interval_width, result)
 

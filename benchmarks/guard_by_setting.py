@@ -61,22 +61,44 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--sigma", type=float, default=None,
+                        help="capture noise in steps for every setting (eval_validation.py "
+                        "--sigma; 0: noise-free captures)")
+    parser.add_argument("--noise", default="auto",
+                        help="dequantize(noise=...): 'auto' (the default) or a number of steps "
+                        "(0: the capture declared noise-free)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    if args.sigma is not None:
+        for values in CAPTURES.values():  # eval_validation's capture() reads these
+            if values is not None:
+                values["sigma"] = args.sigma
+    noise = args.noise if args.noise == "auto" else float(args.noise)
     planes = training_images()
     rows = []  # (setting, name, size, unguarded dB over Jt, guarded dB over Jt)
-    for label, reference, jt, step, plain in restored_cases(args.model, planes=planes):
+    exact = 0  # image-settings whose Jt is the reference itself, left out
+    for label, reference, jt, step, plain in restored_cases(args.model, planes=planes,
+                                                            noise=noise):
         name, size, setting = label.rsplit(" ", 2)
         base = psnr(reference, jt)
+        if not np.isfinite(base):
+            # a noise-free capture of flat or synthetic content re-exposes exactly: no dB
+            # over Jt to measure (classic_floor.py counts these)
+            exact += 1
+            continue
         # the guard as dequantize(guard=True) applies it to the unguarded result
         guarded = texture_guard(jt, plain, step)
         rows.append((setting, name, size, psnr(reference, plain) - base,
                      psnr(reference, guarded) - base))
     lines = [f"{machine_line()}, torch {torch.__version__} ({args.threads} threads); model "
              f"{args.model}; {len(planes)} training images, central 512-px square and shrunk "
-             f"to 512 px; {time.perf_counter() - started:.0f} s", "",
+             f"to 512 px"
+             + (f"; capture noise {args.sigma:g} step" if args.sigma is not None else "")
+             + (f"; dequantize(noise={args.noise})" if args.noise != "auto" else "")
+             + (f"; {exact} image-settings left out (Jt exact)" if exact else "")
+             + f"; {time.perf_counter() - started:.0f} s", "",
              "| setting | bits | image-settings | unguarded dB over Jt | guarded | guard gain "
              "(mean) | worst guard gain | below Jt unguarded | below Jt guarded |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -100,6 +122,8 @@ def main() -> int:
                             "Command: `.venv/bin/python benchmarks/guard_by_setting.py "
                             f"--threads {args.threads}"
                             + (f" --model {args.model}" if args.model != "default" else "")
+                            + (f" --sigma {args.sigma:g}" if args.sigma is not None else "")
+                            + (f" --noise {args.noise}" if args.noise != "auto" else "")
                             + f" --out {args.out}`.\n\n" + report)
     return 0
 
