@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from _machine import machine_line
-from eval_validation import SETTINGS, evaluate_one, load_models, prepare
+from eval_validation import (
+    SETTINGS,
+    evaluate_one,
+    load_models,
+    prepare,
+    set_capture_noise,
+)
 from guard_by_setting import training_images
 
 #: item 5's floors: below classic by more than this, dB ...
@@ -50,9 +56,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     if args.sigma is not None:
-        for values in SETTINGS.values():  # eval_validation's capture() reads these
-            if values is not None:
-                values["sigma"] = args.sigma
+        set_capture_noise(args.sigma)
     planes = training_images()
     if args.limit is not None:
         planes = dict(list(planes.items())[:args.limit])

@@ -86,6 +86,16 @@ DEFAULT_DATA = ["data/wallpapers/unpacked", "data/microscopy/unpacked"]
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # as load_images reads
 
 
+def set_capture_noise(sigma: float) -> None:
+    """Give every setting ``sigma`` steps of capture noise (``--sigma``; 0: noise-free)
+    instead of its own; ``capture`` and ``setting_sigma`` read :data:`SETTINGS`."""
+    if not 0.0 <= sigma <= 4.0:
+        raise ValueError(f"capture noise must be 0-4 steps, got {sigma}")
+    for values in SETTINGS.values():
+        if values is not None:  # laic-global: the global capture's
+            values["sigma"] = float(sigma)
+
+
 def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -337,11 +347,10 @@ def main():
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     if args.sigma is not None:
-        if not 0.0 <= args.sigma <= 4.0:
-            parser.error(f"--sigma must be 0-4 steps, got {args.sigma}")
-        for values in SETTINGS.values():  # capture() and setting_sigma() read these
-            if values is not None:  # laic-global: the global capture's
-                values["sigma"] = args.sigma
+        try:
+            set_capture_noise(args.sigma)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     models = load_models(args.models, refiners=not args.no_refiner)
     labels = list(models)

@@ -25,6 +25,7 @@ import torch
 from _machine import machine_line
 from calibrate_guard import SETTINGS, TOLERANCE_DB, restored_cases
 from eval_validation import SETTINGS as CAPTURES
+from eval_validation import set_capture_noise
 
 from napari_lowlight.dequantizer.guard import texture_guard
 from napari_lowlight.dequantizer.pairs import is_validation_image, load_images, test_set_images
@@ -72,9 +73,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     if args.sigma is not None:
-        for values in CAPTURES.values():  # eval_validation's capture() reads these
-            if values is not None:
-                values["sigma"] = args.sigma
+        set_capture_noise(args.sigma)
     noise = args.noise if args.noise == "auto" else float(args.noise)
     planes = training_images()
     rows = []  # (setting, name, size, unguarded dB over Jt, guarded dB over Jt)
